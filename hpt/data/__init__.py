@@ -1,0 +1,5 @@
+"""Toy task data and a tiny model, so HPT can be run end to end on a CPU with nothing downloaded.
+
+This package may import transformers, tokenizers and pandas, but never verl: building the toy assets
+must not pay for (or depend on) the trainer stack.
+"""

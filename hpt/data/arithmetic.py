@@ -1,0 +1,124 @@
+"""Synthetic chain-of-thought arithmetic: a task a 0.1M-parameter model can learn on a CPU in minutes.
+
+A question such as ``Q12+7-3=?`` is answered by the demonstration ``12+7=19,19-3=16#16``: one
+``a<op>b=c`` step per operation, evaluated left to right, then ``#`` and the final answer. The reward
+only checks the number after the last ``#`` (see ``hpt.rewards.arithmetic``); the steps are there so
+SFT has a chain of thought to imitate.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+DATA_SOURCE = "hpt/arithmetic"
+OPERATORS = "+-"
+
+
+@dataclass(frozen=True)
+class ArithmeticProblem:
+    """One question with its worked demonstration and integer answer."""
+
+    question: str
+    demonstration: str
+    answer: int
+
+
+def _check_ranges(max_operand: int, max_ops: int) -> None:
+    if max_operand < 1:
+        raise ValueError(f"max_operand must be >= 1, got {max_operand}")
+    if max_ops < 1:
+        raise ValueError(f"max_ops must be >= 1, got {max_ops}")
+
+
+def make_problem(rng: random.Random, max_operand: int = 9, max_ops: int = 3) -> ArithmeticProblem:
+    """Draw 1..max_ops operations (+ or -) over operands uniform in 0..max_operand; negatives are allowed."""
+    _check_ranges(max_operand, max_ops)
+    value = rng.randint(0, max_operand)
+    question = f"Q{value}"
+    steps = []
+    for _ in range(rng.randint(1, max_ops)):
+        operator = rng.choice(OPERATORS)
+        operand = rng.randint(0, max_operand)
+        result = value + operand if operator == "+" else value - operand
+        steps.append(f"{value}{operator}{operand}={result}")
+        question += f"{operator}{operand}"
+        value = result
+    demonstration = f"{','.join(steps)}#{value}"
+    return ArithmeticProblem(question=f"{question}=?", demonstration=demonstration, answer=value)
+
+
+def make_rows(
+    n: int,
+    seed: int,
+    split: str,
+    max_operand: int = 9,
+    max_ops: int = 3,
+    exclude: Collection[str] = frozenset(),
+) -> list[dict[str, Any]]:
+    """Build ``n`` verl RL-dataset rows, skipping questions in ``exclude`` (how a test split avoids train).
+
+    The random stream is keyed by both seed and split, so train and test drawn with one seed differ.
+    Duplicates within a split are kept: with small operands there are few 1-operation questions, and
+    deduplicating them would skew the mix of problem lengths.
+    """
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    _check_ranges(max_operand, max_ops)
+    rng = random.Random(f"{DATA_SOURCE}:{split}:{seed}")
+    rows: list[dict[str, Any]] = []
+    max_draws = 1000 + 100 * n
+    for _ in range(max_draws):
+        if len(rows) == n:
+            return rows
+        problem = make_problem(rng, max_operand, max_ops)
+        if problem.question in exclude:
+            continue
+        rows.append(
+            {
+                "data_source": DATA_SOURCE,
+                "prompt": [{"role": "user", "content": problem.question}],
+                "ability": "math",
+                "reward_model": {"style": "rule", "ground_truth": str(problem.answer)},
+                "extra_info": {"index": len(rows), "split": split, "target": problem.demonstration},
+            }
+        )
+    if len(rows) == n:
+        return rows
+    raise ValueError(
+        f"found only {len(rows)} of {n} {split!r} questions outside the {len(exclude)} excluded ones "
+        f"after {max_draws} draws; raise max_operand/max_ops or ask for fewer rows"
+    )
+
+
+def question_of(row: dict[str, Any]) -> str:
+    """The question text of a row, the key used to keep splits disjoint."""
+    return row["prompt"][0]["content"]
+
+
+def make_splits(
+    train_size: int, test_size: int, seed: int, max_operand: int = 9, max_ops: int = 3
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Train and held-out test rows that share no question, so test accuracy is not memorisation."""
+    train = make_rows(train_size, seed, "train", max_operand, max_ops)
+    seen = {question_of(row) for row in train}
+    test = make_rows(test_size, seed, "test", max_operand, max_ops, exclude=seen)
+    return train, test
+
+
+def write_parquet(rows: list[dict[str, Any]], path: str | os.PathLike[str]) -> None:
+    """Write rows as parquet via a temp file and rename, so readers never see a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        pd.DataFrame(rows).to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,143 @@
+"""Build the CPU toy assets: ``OUT/model`` (tokenizer + tiny Qwen3) and ``OUT/data/{train,test}.parquet``.
+
+Demo scripts run this on every start, so it is idempotent and cheap when the assets exist: each of
+``model/`` and ``data/`` is built in a temp dir and renamed into place (an interrupted build leaves no
+half-written asset), records its build settings in ``hpt_build.json``, and is skipped when present
+with the same settings. Present with different settings is an error unless ``--force`` rebuilds it.
+
+    python -m hpt.data.build_tiny --out DIR [--train-size 2000 --test-size 128 --seed 0
+                                             --max-operand 9 --max-ops 3 --force]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "hpt_build.json"
+
+
+class StaleAssetError(RuntimeError):
+    """An existing asset was built with other settings; skipping it would silently use the wrong one."""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse and range-check the command line; argparse reports bad values with the flag name."""
+    parser = argparse.ArgumentParser(prog="python -m hpt.data.build_tiny", description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, required=True, help="output directory (created if missing)")
+    parser.add_argument("--train-size", type=_positive_int, default=2000, help="training rows")
+    parser.add_argument("--test-size", type=_positive_int, default=128, help="held-out rows (not in train)")
+    parser.add_argument("--seed", type=_non_negative_int, default=0, help="seed for model init and data")
+    parser.add_argument("--max-operand", type=_positive_int, default=9, help="operands are drawn from 0..N")
+    parser.add_argument("--max-ops", type=_positive_int, default=3, help="each problem has 1..N operations")
+    parser.add_argument("--force", action="store_true", help="rebuild assets even when present")
+    args = parser.parse_args(argv)
+    if args.out.exists() and not args.out.is_dir():
+        parser.error(f"--out {args.out} exists and is not a directory")
+    return args
+
+
+def _write_model(tmp: Path, seed: int) -> str:
+    # Imported here so the skip path never pays for importing torch/transformers.
+    from transformers.utils import logging as hf_logging
+
+    from hpt.data.tiny_model import save_tiny_model
+
+    hf_logging.disable_progress_bar()  # a one-shard save needs no progress bar in the summary output
+    return f"{save_tiny_model(tmp, seed):,} parameters"
+
+
+def _write_data(tmp: Path, params: dict[str, int]) -> str:
+    from hpt.data.arithmetic import make_splits, question_of, write_parquet
+    from hpt.data.tiny_model import MAX_POSITIONS
+
+    train, test = make_splits(
+        params["train_size"], params["test_size"], params["seed"], params["max_operand"], params["max_ops"]
+    )
+    # One token per character, plus <bos>, the ':' generation prompt and <eos> (see tiny_model.CHAT_TEMPLATE).
+    longest = max(len(question_of(row)) + len(row["extra_info"]["target"]) + 3 for row in train + test)
+    if longest > MAX_POSITIONS:
+        raise ValueError(
+            f"the longest prompt+demonstration is {longest} tokens, over the model's {MAX_POSITIONS} "
+            "positions; lower --max-operand or --max-ops"
+        )
+    write_parquet(train, tmp / "train.parquet")
+    write_parquet(test, tmp / "test.parquet")
+    return f"train {len(train)}, test {len(test)}, longest sequence {longest} tokens"
+
+
+def ensure_asset(target: Path, params: dict[str, Any], write: Callable[[Path], str], force: bool) -> str:
+    """Build ``target`` atomically unless it exists with the same ``params``; return a summary phrase."""
+    wanted = json.dumps(params, sort_keys=True)
+    if target.exists() and not force:
+        manifest = target / MANIFEST
+        recorded = manifest.read_text().strip() if manifest.is_file() else f"no {MANIFEST}"
+        if recorded != wanted:
+            raise StaleAssetError(f"{target} has {recorded}, not {wanted}; pass --force to rebuild it")
+        return f"skipped {target.name} (present)"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-building-", dir=target.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it owner-only; the renamed asset should read like any directory
+    old = target.with_name(f".{target.name}-old-{tmp.name}")
+    try:
+        detail = write(tmp)
+        (tmp / MANIFEST).write_text(wanted + "\n")
+        if target.exists():
+            target.rename(old)
+        tmp.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)  # only once the new asset is in place
+    return f"built {target.name} ({detail})"
+
+
+def build(args: argparse.Namespace) -> str:
+    """Ensure data then model under ``args.out``; return the one-line summary."""
+    data_params = {
+        "train_size": args.train_size,
+        "test_size": args.test_size,
+        "seed": args.seed,
+        "max_operand": args.max_operand,
+        "max_ops": args.max_ops,
+    }
+    data = ensure_asset(args.out / "data", data_params, partial(_write_data, params=data_params), args.force)
+    model_params = {"seed": args.seed}
+    model = ensure_asset(args.out / "model", model_params, partial(_write_model, seed=args.seed), args.force)
+    return f"{data}; {model} -> {args.out}"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """CLI entry point: build what is missing and print one summary line."""
+    args = parse_args(argv)
+    start = time.perf_counter()
+    try:
+        summary = build(args)
+    except (StaleAssetError, ValueError) as err:
+        sys.exit(f"build_tiny: error: {err}")
+    print(f"build_tiny: {summary} in {time.perf_counter() - start:.1f}s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Rule-based reward functions in verl's ``custom_reward_function`` contract, one module per task."""
