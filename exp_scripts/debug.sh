@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# HPT switch-mode training, end to end on verl.
+#
+# CPU (default): creates .venv, installs, builds the tiny arithmetic model and data once (.hpt_tiny/),
+# then trains it with HPT switch mode on the CPU: prompts whose rollouts all fail are trained on
+# their demonstration (SFT), the others with GRPO. Watch hpt/gate/sft_frac fall as it learns.
+#
+# GPU: set MODEL_PATH (a local Hugging Face model directory) and TRAIN_FILES / VAL_FILES (verl
+# parquet with the demonstration in extra_info.target); the same trainer runs with vLLM on
+# N_GPUS GPUs (default 4) in an environment where `pip install -e .[gpu]` was done.
+#
+# Extra arguments are Hydra overrides, e.g. `bash exp_scripts/debug.sh trainer.total_training_steps=20`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export HYDRA_FULL_ERROR=1 RAY_DEDUP_LOGS=0
+
+if [ -z "${MODEL_PATH:-}" ]; then
+  . exp_scripts/setup_cpu.sh
+  TINY_DIR="${TINY_DIR:-$PWD/.hpt_tiny}"
+  python -m hpt.data.build_tiny --out "$TINY_DIR"
+  exec python -m hpt.main --config-name hpt_trainer_cpu \
+    actor_rollout_ref.model.path="$TINY_DIR/model" \
+    data.train_files="$TINY_DIR/data/train.parquet" \
+    data.val_files="$TINY_DIR/data/test.parquet" \
+    trainer.default_local_dir="$PWD/checkpoints/hpt-switch-cpu" \
+    "$@"
+fi
+
+: "${TRAIN_FILES:?set TRAIN_FILES to a verl parquet with extra_info.target demonstrations}"
+: "${VAL_FILES:?set VAL_FILES to a verl parquet for validation}"
+N_GPUS="${N_GPUS:-4}"
+exec python -m hpt.main \
+  actor_rollout_ref.model.path="$MODEL_PATH" \
+  data.train_files="$TRAIN_FILES" \
+  data.val_files="$VAL_FILES" \
+  data.train_batch_size=128 \
+  data.max_prompt_length=1024 \
+  data.max_response_length=4096 \
+  actor_rollout_ref.rollout.name=vllm \
+  actor_rollout_ref.rollout.n=8 \
+  actor_rollout_ref.rollout.tensor_model_parallel_size=1 \
+  actor_rollout_ref.rollout.gpu_memory_utilization=0.5 \
+  actor_rollout_ref.actor.strategy=fsdp2 \
+  actor_rollout_ref.actor.ppo_mini_batch_size=64 \
+  actor_rollout_ref.actor.use_dynamic_bsz=true \
+  actor_rollout_ref.actor.ppo_max_token_len_per_gpu=16384 \
+  actor_rollout_ref.actor.optim.lr=1e-6 \
+  actor_rollout_ref.model.enable_gradient_checkpointing=true \
+  actor_rollout_ref.rollout.log_prob_use_dynamic_bsz=true \
+  actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu=16384 \
+  trainer.unify_strategy=switch \
+  trainer.switch_gate=0 \
+  trainer.n_gpus_per_node="$N_GPUS" \
+  trainer.nnodes=1 \
+  trainer.test_freq=10 \
+  trainer.save_freq=50 \
+  trainer.total_epochs=1 \
+  "$@"

@@ -1,0 +1,78 @@
+"""``python -m hpt.main``: Hydra entry point for HPT training on verl.
+
+GPU: ``python -m hpt.main data.train_files=... actor_rollout_ref.model.path=...`` (vLLM rollout).
+CPU: ``python -m hpt.main --config-name hpt_trainer_cpu ...`` (HF rollout, gloo, FSDP2 on CPU).
+"""
+
+import logging
+import os
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from hpt.config import resolvers
+
+logger = logging.getLogger(__name__)
+
+CPU_OVERLAY = "hpt_trainer_cpu"
+
+resolvers.register()
+
+
+class ConfigError(ValueError):
+    """A configuration that would train wrongly or not at all; the message says what to change."""
+
+
+def _check_device(config: DictConfig) -> None:
+    """Fail early, naming the CPU overlay, when asked for a GPU run on a machine without one."""
+    import torch
+
+    if config.trainer.device != "cpu" and not torch.cuda.is_available():
+        raise ConfigError(
+            "No GPU found, but trainer.device="
+            f"{config.trainer.device!r} and rollout {config.actor_rollout_ref.rollout.name!r} need one. "
+            f"To train on the CPU use the CPU overlay: `python -m hpt.main --config-name {CPU_OVERLAY} ...` "
+            "(or run exp_scripts/debug.sh)."
+        )
+
+
+def _check_hpt_keys(config: DictConfig) -> None:
+    """The HPT rebuild needs verl's legacy loop and its balance hook; the gate name must exist."""
+    from hpt.config.schema import HPTSettings
+
+    if config.trainer.use_v1:
+        raise ConfigError("hpt runs on verl's legacy trainer: set trainer.use_v1=false")
+    if not config.trainer.balance_batch:
+        raise ConfigError(
+            "trainer.balance_batch=false disables the hook where HPT rebuilds the batch; set it to true"
+        )
+    HPTSettings.from_trainer_config(config.trainer)
+
+
+def run(config: DictConfig) -> None:
+    """Validate the config, then hand it to verl's Ray launcher with hpt's task runner."""
+    _check_device(config)
+    if config.trainer.device == "cpu":
+        os.environ["VERL_PLATFORM"] = "cpu"  # before verl is imported: verl caches the platform
+    OmegaConf.resolve(config)
+    _check_hpt_keys(config)
+
+    from verl.trainer.main_ppo import run_ppo
+
+    from hpt.plugin import check_registrations
+    from hpt.trainer.task_runner import HPTTaskRunner
+
+    check_registrations()
+    run_ppo(config, task_runner_class=HPTTaskRunner)
+
+
+@hydra.main(config_path="config", config_name="hpt_trainer", version_base=None)
+def main(config: DictConfig) -> None:
+    try:
+        run(config)
+    except ConfigError as exc:
+        raise SystemExit(f"hpt: configuration error: {exc}") from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""The ``verl.plugins`` entry point: verl imports this module in every process during ``import verl``.
+
+Order matters (verl caches the platform at import time in several modules): the CPU platform is
+registered first, and only when ``VERL_PLATFORM=cpu``; then the ``hf`` rollout; then the FSDP
+engine that counts the hybrid loss's normalisers. verl swallows
+plugin import errors, so ``check_registrations`` is called at start-up to fail loudly instead.
+"""
+
+import os
+
+if os.environ.get("VERL_PLATFORM") == "cpu":
+    import hpt.cpu.platform  # noqa: F401  (registers the platform; must be the first hpt import)
+
+import hpt.cpu.hf_rollout  # noqa: E402,F401  (registers rollout name "hf")
+import hpt.trainer.engine  # noqa: E402,F401  (counting FSDP engine for the hybrid loss)
+
+
+def check_registrations() -> None:
+    """Raise if verl did not load this plugin (verl hides plugin import errors at DEBUG level)."""
+    from verl.workers.rollout.base import _ROLLOUT_REGISTRY
+    from verl.workers.rollout.replica import RolloutReplicaRegistry
+
+    from hpt.trainer.engine import installed as engine_installed
+
+    problems = []
+    if not engine_installed():
+        problems.append("the FSDP engine is not hpt's counting engine (hybrid loss normalisers missing)")
+    if ("hf", "async") not in _ROLLOUT_REGISTRY:
+        problems.append("rollout 'hf' is not in verl's rollout registry")
+    try:
+        RolloutReplicaRegistry.get("hf")
+    except Exception as exc:  # verl raises different types across versions
+        problems.append(f"rollout replica 'hf' is not registered ({exc})")
+    if os.environ.get("VERL_PLATFORM") == "cpu":
+        from verl.utils.device import get_device_name
+
+        if get_device_name() != "cpu":
+            problems.append(f"VERL_PLATFORM=cpu but verl selected device {get_device_name()!r}")
+    if problems:
+        raise RuntimeError(
+            "hpt's verl plugin is not active: "
+            + "; ".join(problems)
+            + ". Check that hpt is installed in this environment (pip install -e .) and that "
+            "VERL_USE_EXTERNAL_PLUGINS is not set to 'none'; run "
+            "`python -c 'import hpt.plugin'` to see the import error verl hid."
+        )

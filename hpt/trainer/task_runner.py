@@ -1,0 +1,57 @@
+"""The Ray task that builds datasets, workers and ``HPTRayTrainer`` and runs training.
+
+verl's own ``TaskRunner`` hard-codes ``RayPPOTrainer``; this one follows the same set-up through
+verl's ``BaseTaskRunner`` helpers and constructs the HPT trainer instead.
+"""
+
+import verl  # noqa: F401  (first: lets verl load hpt's plugin before the imports below)
+import ray
+from omegaconf import OmegaConf
+from verl.trainer.main_ppo_v0 import BaseTaskRunner
+from verl.trainer.ppo.utils import create_rl_dataset, create_rl_sampler, need_critic, need_reference_policy
+from verl.utils.config import omega_conf_to_dataclass, validate_config
+from verl.utils.dataset.rl_dataset import collate_fn
+
+from hpt.plugin import check_registrations
+from hpt.trainer.ray_trainer import HPTRayTrainer
+
+
+@ray.remote
+class HPTTaskRunner(BaseTaskRunner):
+    """Runs one HPT training job inside the Ray cluster."""
+
+    def run(self, config):
+        check_registrations()
+        OmegaConf.resolve(config)
+        actor_rollout_cls, worker_group_cls = self.add_actor_rollout_worker(config)
+        self.add_critic_worker(config)
+        self.add_reward_model_resource_pool(config)
+        self.add_teacher_model_resource_pool(config)
+        self.add_ref_policy_worker(config, actor_rollout_cls)
+        validate_config(
+            config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config)
+        )
+        model_config = omega_conf_to_dataclass(config.actor_rollout_ref.model)
+        tokenizer, processor = model_config.tokenizer, model_config.processor
+
+        def dataset(files, is_train: bool, max_samples_key: str):
+            return create_rl_dataset(
+                files, config.data, tokenizer, processor, is_train=is_train,
+                max_samples=config.data.get(max_samples_key, -1),
+            )
+
+        train_dataset = dataset(config.data.train_files, True, "train_max_samples")
+        trainer = HPTRayTrainer(
+            config=config,
+            tokenizer=tokenizer,
+            processor=processor,
+            role_worker_mapping=self.role_worker_mapping,
+            resource_pool_manager=self.init_resource_pool_mgr(config),
+            ray_worker_group_cls=worker_group_cls,
+            train_dataset=train_dataset,
+            val_dataset=dataset(config.data.val_files, False, "val_max_samples"),
+            collate_fn=collate_fn,
+            train_sampler=create_rl_sampler(config.data, train_dataset),
+        )
+        trainer.init_workers()
+        trainer.fit()
