@@ -14,7 +14,7 @@ import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
 
-PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
+PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 SPECIAL_TOKENS = (PAD, BOS, EOS)
 CHARACTERS = "0123456789+-=?#,Q:"
 GENERATION_PROMPT = ":"
@@ -36,13 +36,14 @@ CHAT_TEMPLATE = (
 
 
 def build_tokenizer() -> PreTrainedTokenizerFast:
-    """One token per character; specials first so pad/bos/eos are ids 0/1/2.
+    """One token per character; specials first so pad/bos/eos are ids 0/1/2, ``<unk>`` last.
 
-    There is no unknown token: a character outside the vocabulary raises, rather than silently
-    becoming a token the model never saw.
+    The unknown token exists because verl probes every tokenizer with text outside the task's
+    alphabet (e.g. a newline when it looks for the chat-turn separator) and a WordLevel model
+    without one raises there.
     """
-    vocab = {token: i for i, token in enumerate([*SPECIAL_TOKENS, *CHARACTERS])}
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=None))
+    vocab = {token: i for i, token in enumerate([*SPECIAL_TOKENS, *CHARACTERS, UNK])}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
     backend.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
     backend.decoder = decoders.Fuse()  # join characters back without spaces
     tokenizer = PreTrainedTokenizerFast(
@@ -50,6 +51,7 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
         pad_token=PAD,
         bos_token=BOS,
         eos_token=EOS,
+        unk_token=UNK,
         clean_up_tokenization_spaces=False,
         model_max_length=MAX_POSITIONS,
     )

@@ -29,7 +29,7 @@ def tokenizer(built: Path):
 
 
 def test_vocabulary_is_specials_then_characters(tokenizer) -> None:
-    assert len(tokenizer) == 21
+    assert len(tokenizer) == 22
     assert (tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id) == (0, 1, 2)
     assert tokenizer.convert_ids_to_tokens(list(range(3, 21))) == list(CHARACTERS)
 
@@ -81,7 +81,7 @@ def test_forward_pass_gives_vocab_logits_and_a_finite_loss(built: Path, tokenize
     text = prompt + ":1+2=3#3<eos>"
     input_ids = torch.tensor([tokenizer(text, add_special_tokens=False)["input_ids"]])
     output = model(input_ids=input_ids, labels=input_ids)
-    assert output.logits.shape == (1, input_ids.shape[1], 21)
+    assert output.logits.shape == (1, input_ids.shape[1], 22)
     assert torch.isfinite(output.loss)
 
 
