@@ -65,7 +65,8 @@ def _micro_batch(prefix_rows: list[int], seed: int = 0):
     flat = (-torch.rand(int(lengths_full.sum()), generator=g)).requires_grad_()
     log_probs = torch.nested.nested_tensor_from_jagged(flat, offsets=offsets)
     counts = token_counts(response_mask, prefix).tolist()
-    tu.assign_non_tensor(td, dp_size=1, global_batch_size=rows, **{k: int(v) for k, v in zip(COUNT_KEYS, counts, strict=True)})
+    global_counts = {key: int(value) for key, value in zip(COUNT_KEYS, counts, strict=True)}
+    tu.assign_non_tensor(td, dp_size=1, global_batch_size=rows, **global_counts)
     return td, flat, log_probs, response_mask.bool() & ~prefix, response_mask.bool() & prefix
 
 
