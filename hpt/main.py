@@ -46,7 +46,10 @@ def _check_hpt_keys(config: DictConfig) -> None:
         raise ConfigError(
             "trainer.balance_batch=false disables the hook where HPT rebuilds the batch; set it to true"
         )
-    HPTSettings.from_trainer_config(config.trainer)
+    try:
+        HPTSettings.from_trainer_config(config.trainer)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def run(config: DictConfig) -> None:

@@ -1,0 +1,44 @@
+"""Bad configurations stop at start-up with a message that says what to do (before Ray starts)."""
+
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+
+from hpt.config import resolvers
+from hpt.main import CPU_OVERLAY, ConfigError, run
+
+
+def _config(name: str, *overrides: str):
+    resolvers.register()
+    with initialize_config_module("hpt.config", version_base=None):
+        return compose(name, overrides=list(overrides))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_gpu_config_without_gpu_names_the_cpu_overlay():
+    with pytest.raises(ConfigError, match=CPU_OVERLAY):
+        run(_config("hpt_trainer"))
+
+
+def test_unknown_strategy_lists_the_valid_ones():
+    with pytest.raises(ConfigError) as excinfo:
+        run(_config(CPU_OVERLAY, "trainer.unify_strategy=balance"))
+    assert "switch" in str(excinfo.value) and "no" in str(excinfo.value)
+
+
+def test_disabled_balance_hook_is_refused():
+    with pytest.raises(ConfigError, match="balance_batch"):
+        run(_config(CPU_OVERLAY, "trainer.balance_batch=false"))
+
+
+def test_v1_trainer_is_refused():
+    with pytest.raises(ConfigError, match="use_v1"):
+        run(_config(CPU_OVERLAY, "trainer.use_v1=true"))
+
+
+def test_both_configs_accept_the_documented_overrides():
+    for name in ("hpt_trainer", CPU_OVERLAY):
+        cfg = _config(name, "trainer.unify_strategy=no", "trainer.switch_gate=0", "algorithm.adv_estimator=grpo",
+                      "actor_rollout_ref.actor.sft_loss_coef=0.5")
+        assert cfg.trainer.unify_strategy == "no"
+        assert cfg.actor_rollout_ref.actor.sft_loss_coef == 0.5
