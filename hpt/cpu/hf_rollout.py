@@ -1,0 +1,732 @@
+"""HF-transformers rollout for verl, rollout name ``hf``: generation where vLLM/SGLang cannot run (CPU).
+
+verl 0.9.1 ships vLLM, SGLang and TensorRT-LLM rollouts only. This module supplies the three parts
+verl's agent loop and trainer expect from a rollout backend:
+
+- ``HFRolloutServer``: the Ray actor the agent loop sends token-in/token-out ``generate`` requests to.
+  verl sends one request per sample, all at once; ``HFGenerationEngine`` queues them and runs one
+  left-padded ``model.generate`` per group of requests with identical sampling parameters.
+- ``HFRolloutReplica``: the ``RolloutReplica`` that launches that actor.
+- ``HFServerAdapter``: the ``BaseRollout`` in each trainer worker; it forwards the actor's weights to the
+  server after every update.
+
+The model runs in float32 with SDPA attention on the CPU. Text-only.
+
+``import verl`` must stay the first import: a Ray worker may import this module before anything else (to
+unpickle the server class), and verl has to load its plugins, which register the CPU platform, before the
+verl modules below look the platform up. Registration with verl happens at the bottom of the module.
+"""
+
+import verl  # noqa: F401  (first, see above)
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import threading
+import time
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+import ray
+import torch
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+from transformers import (
+    AutoModelForCausalLM,
+    GenerationConfig,
+    LogitsProcessor,
+    LogitsProcessorList,
+    PreTrainedModel,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
+from verl.utils import normalize_token_ids
+from verl.utils.config import omega_conf_to_dataclass
+from verl.workers.config import HFModelConfig, RolloutConfig
+from verl.workers.rollout.base import _ROLLOUT_REGISTRY, BaseRollout
+from verl.workers.rollout.replica import RolloutReplica, RolloutReplicaRegistry, TokenOutput
+
+ROLLOUT_NAME = "hf"
+ADAPTER_PATH = "hpt.cpu.hf_rollout.HFServerAdapter"
+
+logger = logging.getLogger(__name__)
+# verl's convention (see its rollout modules): INFO unless VERL_LOGGING_LEVEL says otherwise. Without an
+# explicit level the per-batch and per-weight-update lines would be dropped by the WARNING root logger
+# that ``import verl`` configures.
+logger.setLevel(os.getenv("VERL_LOGGING_LEVEL", "INFO"))
+
+Item = TypeVar("Item")
+
+
+# ------------------------------------------------------------------------------------------------
+# Requests and the pure batching logic
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingKey:
+    """The sampling parameters requests must share to run in the same ``generate`` call.
+
+    Greedy requests are normalised (no temperature, top-p, top-k or seed), so they all share one key.
+    ``top_k`` uses the transformers convention: 0 means off.
+    """
+
+    do_sample: bool
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    repetition_penalty: float = 1.0
+    seed: int | None = None
+    stop_token_ids: tuple[int, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerationRequest:
+    """One sample's request. ``max_new_tokens`` is per request: a batch runs to its largest and cuts."""
+
+    prompt_ids: tuple[int, ...]
+    key: SamplingKey
+    max_new_tokens: int
+    want_log_probs: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class SequenceResult:
+    """What one request gets back; ``stop_reason`` uses verl's values ("completed" or "aborted")."""
+
+    token_ids: list[int]
+    log_probs: list[float] | None
+    stop_reason: str
+
+
+def parse_sampling_params(
+    sampling_params: Mapping[str, Any], default_max_tokens: int
+) -> tuple[SamplingKey, int, bool]:
+    """Read verl's sampling dict (vLLM-style keys) into ``(key, max_new_tokens, want_log_probs)``.
+
+    Temperature 0 or ``do_sample=False`` means greedy, top_k -1 means off, and ``max_tokens`` (or
+    SGLang's ``max_new_tokens``) overrides the server's default; keys HF has no equivalent for are ignored.
+    """
+    temperature = float(sampling_params.get("temperature", 1.0))
+    do_sample = bool(sampling_params.get("do_sample", True)) and temperature > 0
+    stop_token_ids = tuple(int(t) for t in sampling_params.get("stop_token_ids") or ())
+    repetition_penalty = float(sampling_params.get("repetition_penalty", 1.0))
+    if do_sample:
+        seed = sampling_params.get("seed")
+        key = SamplingKey(
+            do_sample=True,
+            temperature=temperature,
+            top_p=float(sampling_params.get("top_p", 1.0)),
+            top_k=max(int(sampling_params.get("top_k", -1)), 0),
+            repetition_penalty=repetition_penalty,
+            seed=None if seed is None else int(seed),
+            stop_token_ids=stop_token_ids,
+        )
+    else:
+        key = SamplingKey(
+            do_sample=False, repetition_penalty=repetition_penalty, stop_token_ids=stop_token_ids
+        )
+    max_tokens = sampling_params.get("max_tokens", sampling_params.get("max_new_tokens"))
+    max_new_tokens = max(1, int(default_max_tokens if max_tokens is None else max_tokens))
+    return key, max_new_tokens, bool(sampling_params.get("logprobs"))
+
+
+def left_pad(prompts: Sequence[Sequence[int]], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(input_ids, attention_mask)`` with prompts right-aligned, as decoder-only ``generate`` needs."""
+    width = max(len(prompt) for prompt in prompts)
+    input_ids = torch.full((len(prompts), width), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        if prompt:
+            input_ids[row, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+            attention_mask[row, width - len(prompt) :] = 1
+    return input_ids, attention_mask
+
+
+def group_by_key(
+    items: Iterable[Item], key: Callable[[Item], Hashable], max_group_size: int
+) -> list[list[Item]]:
+    """Split items into groups of equal key (in order of first appearance) of at most ``max_group_size``."""
+    groups: dict[Hashable, list[Item]] = {}
+    for item in items:
+        groups.setdefault(key(item), []).append(item)
+    return [
+        group[start : start + max_group_size]
+        for group in groups.values()
+        for start in range(0, len(group), max_group_size)
+    ]
+
+
+def split_generations(
+    new_tokens: torch.Tensor,
+    token_log_probs: torch.Tensor | None,
+    stop_token_ids: Iterable[int],
+    limits: Sequence[int],
+    aborted: bool = False,
+) -> list[SequenceResult]:
+    """Cut each row of a batched ``generate`` output back into its own request's result.
+
+    A row ends at its own ``limit`` or at its first stop token, which is kept (as vLLM does); whatever
+    ``generate`` appended after that (pad tokens of finished rows) is dropped. A row that ended neither
+    way was cut short by an abort.
+    """
+    stops = set(stop_token_ids)
+    results = []
+    for row, limit in enumerate(limits):
+        token_ids = new_tokens[row, :limit].tolist()
+        end = next((i + 1 for i, token in enumerate(token_ids) if token in stops), None)
+        finished = end is not None or len(token_ids) == limit
+        token_ids = token_ids[:end]
+        log_probs = token_log_probs[row, : len(token_ids)].tolist() if token_log_probs is not None else None
+        stop_reason = "aborted" if aborted and not finished else "completed"
+        results.append(SequenceResult(token_ids=token_ids, log_probs=log_probs, stop_reason=stop_reason))
+    return results
+
+
+# ------------------------------------------------------------------------------------------------
+# Batching concurrent requests
+# ------------------------------------------------------------------------------------------------
+
+
+class RequestBatcher:
+    """Runs concurrent requests as a few batched calls: one worker task owns the queue.
+
+    The worker waits for a request, then keeps collecting while more keep arriving (until a quiet gap of
+    ``quiet_s``, at most ``max_wait_s`` in all), because verl's agent loop fires one request per sample at
+    the same moment but they reach the server spread over tens of milliseconds (each is tokenized and
+    routed through verl's load balancer first). It then takes everything queued, groups it
+    by sampling key and awaits ``run_batch`` per group, one group at a time. Requests that arrive while a
+    batch runs are taken together in the next round, so a busy server batches without any waiting.
+    """
+
+    def __init__(
+        self,
+        run_batch: Callable[[list[GenerationRequest]], Awaitable[list[SequenceResult]]],
+        max_batch_size: int,
+        quiet_s: float = 0.05,
+        max_wait_s: float = 0.5,
+    ) -> None:
+        self._run_batch = run_batch
+        self._max_batch_size = max_batch_size
+        self._quiet_s = quiet_s
+        self._max_wait_s = max_wait_s
+        self._pending: list[tuple[GenerationRequest, asyncio.Future[SequenceResult]]] = []
+        self._wakeup = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
+
+    async def submit(self, request: GenerationRequest) -> SequenceResult:
+        """Queue one request and wait for its own result."""
+        future: asyncio.Future[SequenceResult] = asyncio.get_running_loop().create_future()
+        self._pending.append((request, future))
+        self._wakeup.set()
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._serve())
+        return await future
+
+    def abort_pending(self) -> int:
+        """Answer every queued (not yet running) request with an empty "aborted" result."""
+        pending, self._pending = self._pending, []
+        for _, future in pending:
+            if not future.done():
+                future.set_result(SequenceResult(token_ids=[], log_probs=None, stop_reason="aborted"))
+        return len(pending)
+
+    async def _collect(self) -> list[tuple[GenerationRequest, asyncio.Future[SequenceResult]]]:
+        await self._wakeup.wait()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadline = started + self._max_wait_s
+        seen = -1
+        while seen != len(self._pending) and len(self._pending) < self._max_batch_size:
+            seen = len(self._pending)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            await asyncio.sleep(min(self._quiet_s, remaining))
+        self._wakeup.clear()
+        pending, self._pending = self._pending, []
+        logger.debug("hf rollout: collected %d requests in %.3fs", len(pending), loop.time() - started)
+        return pending
+
+    async def _serve(self) -> None:
+        while True:
+            pending = await self._collect()
+            for group in group_by_key(
+                pending, key=lambda entry: entry[0].key, max_group_size=self._max_batch_size
+            ):
+                live = [(request, future) for request, future in group if not future.done()]
+                if not live:
+                    continue
+                try:
+                    results = await self._run_batch([request for request, _ in live])
+                except Exception as error:  # one failed batch must fail its callers, not the worker
+                    for _, future in live:
+                        if not future.done():
+                            future.set_exception(error)
+                    continue
+                for (_, future), result in zip(live, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+
+
+# ------------------------------------------------------------------------------------------------
+# The model
+# ------------------------------------------------------------------------------------------------
+
+
+class _ChosenTokenLogProbs(LogitsProcessor):
+    """Records log p(chosen token) during ``generate`` in O(batch x vocab) memory.
+
+    At step t a logits processor sees the scores of step t and, as the last column of ``input_ids``, the
+    token chosen at step t-1; so it keeps one step's log-softmax and gathers from it one step later.
+    transformers applies user processors before temperature/top-k/top-p, so the recorded value is
+    log_softmax(logits / T), what verl's actor recomputes from the rollout (it divides by T, no truncation).
+    """
+
+    def __init__(self, temperature: float) -> None:
+        self._temperature = temperature
+        self._previous: torch.Tensor | None = None
+        self._steps: list[torch.Tensor] = []
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self._previous is not None:
+            self._gather(input_ids[:, -1])
+        self._previous = torch.log_softmax(scores.float() / self._temperature, dim=-1)
+        return scores
+
+    def _gather(self, tokens: torch.Tensor) -> None:
+        assert self._previous is not None
+        self._steps.append(self._previous.gather(-1, tokens.unsqueeze(-1)).squeeze(-1))
+
+    def finish(self, last_tokens: torch.Tensor) -> torch.Tensor:
+        """(batch, steps) log-probs, given the tokens chosen at the final step."""
+        self._gather(last_tokens)
+        self._previous = None
+        return torch.stack(self._steps, dim=1)
+
+
+class _StopWhenSet(StoppingCriteria):
+    """Ends the running ``generate`` at the next step once ``abort_all_requests`` sets the flag.
+
+    ``fired`` remembers that it did, even if generation is resumed (flag cleared) before the batch's
+    results are split, so the cut-short rows are still reported as aborted.
+    """
+
+    def __init__(self, flag: threading.Event) -> None:
+        self._flag = flag
+        self.fired = False
+
+    def __call__(
+        self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any
+    ) -> torch.BoolTensor:
+        self.fired = self.fired or self._flag.is_set()
+        return torch.full((input_ids.shape[0],), self.fired, dtype=torch.bool)
+
+
+@contextlib.contextmanager
+def _seeded(seed: int | None) -> Iterator[None]:
+    """Seed torch's CPU RNG for one ``generate`` without disturbing anyone else's random stream."""
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+class HFGenerationEngine:
+    """A HF causal LM serving concurrent token-in/token-out requests as batched ``generate`` calls.
+
+    Batches run one at a time in a worker thread, so the event loop keeps accepting requests meanwhile;
+    weight updates take the same lock, so a batch never sees half-loaded weights.
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        *,
+        eos_token_ids: Sequence[int],
+        pad_token_id: int,
+        prompt_length: int,
+        response_length: int,
+        max_batch_size: int = 256,
+        batch_quiet_s: float = 0.05,
+        batch_max_wait_s: float = 0.5,
+    ) -> None:
+        self.model = model.eval()
+        self.eos_token_ids = tuple(dict.fromkeys(int(t) for t in eos_token_ids))
+        self.pad_token_id = int(pad_token_id)
+        self.prompt_length = prompt_length
+        self.response_length = response_length
+        # transformers fills every generation setting a call leaves unset from model.generation_config;
+        # a checkpoint's generation_config.json (e.g. Qwen's top_k=20, temperature=0.7) must not change
+        # what verl asked for, so start from a neutral one.
+        model.generation_config = GenerationConfig(
+            eos_token_id=list(self.eos_token_ids), pad_token_id=self.pad_token_id
+        )
+        self._abort = threading.Event()
+        self._model_lock = asyncio.Lock()
+        self._batcher = RequestBatcher(
+            self._run_batch, max_batch_size=max_batch_size, quiet_s=batch_quiet_s, max_wait_s=batch_max_wait_s
+        )
+
+    def default_max_tokens(self, prompt_length: int) -> int:
+        """vLLM server's default: the response length, within the prompt+response budget."""
+        return min(self.response_length, self.prompt_length + self.response_length - prompt_length)
+
+    async def generate(self, prompt_ids: Sequence[int], sampling_params: Mapping[str, Any]) -> SequenceResult:
+        """Generate for one prompt; concurrent calls are batched together."""
+        prompt = tuple(normalize_token_ids(prompt_ids))
+        if not prompt:
+            raise ValueError("hf rollout: empty prompt")
+        key, max_new_tokens, want_log_probs = parse_sampling_params(
+            sampling_params, self.default_max_tokens(len(prompt))
+        )
+        result = await self._batcher.submit(GenerationRequest(prompt, key, max_new_tokens, want_log_probs))
+        return result if want_log_probs else dataclasses.replace(result, log_probs=None)
+
+    def abort(self) -> int:
+        """Stop the running batch at its next step and answer queued requests as aborted."""
+        self._abort.set()
+        return self._batcher.abort_pending()
+
+    def resume(self) -> None:
+        self._abort.clear()
+
+    async def load_weights(self, named_tensors: Mapping[str, torch.Tensor]) -> list[str]:
+        """Copy tensors into the model by state-dict name; return the names (a bucket may be partial)."""
+        async with self._model_lock:
+            return await asyncio.to_thread(self._copy_weights, named_tensors)
+
+    def missing_weights(self, updated: Iterable[str]) -> list[str]:
+        """State-dict entries not covered by ``updated`` (tied weights count as covered via their storage)."""
+        state = self.model.state_dict()
+        covered = {state[name].data_ptr() for name in updated if name in state}
+        return [name for name, tensor in state.items() if tensor.data_ptr() not in covered]
+
+    def _copy_weights(self, named_tensors: Mapping[str, torch.Tensor]) -> list[str]:
+        state = self.model.state_dict()
+        unknown = [name for name in named_tensors if name not in state]
+        if unknown:
+            raise KeyError(
+                f"hf rollout: weights the model does not have: {unknown[:5]} ({len(unknown)} in all)"
+            )
+        with torch.no_grad():
+            for name, tensor in named_tensors.items():
+                state[name].copy_(tensor)
+        return list(named_tensors)
+
+    async def _run_batch(self, requests: list[GenerationRequest]) -> list[SequenceResult]:
+        async with self._model_lock:
+            return await asyncio.to_thread(self._generate_batch, requests)
+
+    def _generate_batch(self, requests: list[GenerationRequest]) -> list[SequenceResult]:
+        key = requests[0].key
+        limits = [request.max_new_tokens for request in requests]
+        stop_token_ids = (*self.eos_token_ids, *key.stop_token_ids)
+        input_ids, attention_mask = left_pad([request.prompt_ids for request in requests], self.pad_token_id)
+        recorder = None
+        if any(request.want_log_probs for request in requests):
+            recorder = _ChosenTokenLogProbs(key.temperature if key.do_sample else 1.0)
+        sampling = (
+            {"do_sample": True, "temperature": key.temperature, "top_p": key.top_p, "top_k": key.top_k}
+            if key.do_sample
+            else {"do_sample": False}
+        )
+        config = GenerationConfig(
+            max_new_tokens=max(limits),
+            eos_token_id=list(stop_token_ids),
+            pad_token_id=self.pad_token_id,
+            repetition_penalty=key.repetition_penalty,
+            **sampling,
+        )
+        stop_on_abort = _StopWhenSet(self._abort)
+        start = time.perf_counter()
+        with torch.inference_mode(), _seeded(key.seed):
+            sequences = self.model.generate(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                generation_config=config,
+                logits_processor=LogitsProcessorList([recorder] if recorder is not None else []),
+                stopping_criteria=StoppingCriteriaList([stop_on_abort]),
+            )
+        new_tokens = sequences[:, input_ids.shape[1] :]
+        token_log_probs = recorder.finish(new_tokens[:, -1]) if recorder is not None else None
+        results = split_generations(new_tokens, token_log_probs, stop_token_ids, limits, stop_on_abort.fired)
+        logger.info(
+            "hf rollout: one generate call for %d requests (prompt width %d, <=%d new tokens, %s) in %.2fs",
+            len(requests),
+            input_ids.shape[1],
+            max(limits),
+            "sampling" if key.do_sample else "greedy",
+            time.perf_counter() - start,
+        )
+        return results
+
+
+# ------------------------------------------------------------------------------------------------
+# Ray actor, replica and trainer-side adapter
+# ------------------------------------------------------------------------------------------------
+
+
+def server_actor_name(replica_rank: int, name_suffix: str = "") -> str:
+    """The Ray actor name the adapter looks the server up by."""
+    return f"{ROLLOUT_NAME}_rollout_server_{replica_rank}{name_suffix}"
+
+
+def _eos_token_ids(model_config: HFModelConfig) -> list[int]:
+    """Every id the model may end a response with: generation config, model config and tokenizer."""
+    ids: list[int] = []
+    for source in (model_config.generation_config, model_config.hf_config, model_config.tokenizer):
+        value = getattr(source, "eos_token_id", None)
+        ids.extend([value] if isinstance(value, int) else value or [])
+    if not ids:
+        raise ValueError(f"hf rollout: no EOS token id found for {model_config.path}")
+    return list(dict.fromkeys(ids))
+
+
+def _torch_threads(requested: int | None) -> int:
+    """Intra-op threads for generation: ``requested``, capped at the CPUs this process may use.
+
+    By default all of them (the rollout and the trainer take turns, they do not overlap). For tiny
+    models one thread is faster: the per-op threading overhead exceeds the work, more so on a busy host.
+    """
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return available if requested is None else max(1, min(int(requested), available))
+
+
+class HFRolloutServer:
+    """The Ray actor behind rollout ``hf``: the method surface verl's agent loop, replica and adapter call.
+
+    There is no KV cache or device memory to manage between calls, so sleep/wake-up and cache calls are
+    no-ops. ``abort_all_requests`` stops generation until ``resume_generation`` (partial rollouts).
+    Tuning lives in ``rollout.engine_kwargs.hf``: ``num_threads`` (torch threads, default all CPUs),
+    ``batch_quiet_s`` and ``batch_max_wait_s`` (see ``RequestBatcher``).
+    """
+
+    def __init__(self, config: RolloutConfig, model_config: Any, replica_rank: int) -> None:
+        self.config: RolloutConfig = omega_conf_to_dataclass(config)
+        model_config = omega_conf_to_dataclass(model_config, dataclass_type=HFModelConfig)
+        self.replica_rank = replica_rank
+        self.global_steps: int | None = None
+        hf_kwargs = (self.config.engine_kwargs or {}).get(ROLLOUT_NAME) or {}
+        torch.set_num_threads(_torch_threads(hf_kwargs.get("num_threads")))
+        model = AutoModelForCausalLM.from_pretrained(
+            model_config.local_path,
+            dtype=torch.float32,
+            attn_implementation="sdpa",
+            trust_remote_code=model_config.trust_remote_code,
+        )
+        eos_token_ids = _eos_token_ids(model_config)
+        pad_token_id = getattr(model_config.tokenizer, "pad_token_id", None)
+        self.engine = HFGenerationEngine(
+            model,
+            eos_token_ids=eos_token_ids,
+            pad_token_id=eos_token_ids[0] if pad_token_id is None else pad_token_id,
+            prompt_length=self.config.prompt_length,
+            response_length=self.config.response_length,
+            max_batch_size=self.config.max_num_seqs,
+            **{
+                name: float(hf_kwargs[name])
+                for name in ("batch_quiet_s", "batch_max_wait_s")
+                if name in hf_kwargs
+            },
+        )
+        self._admitting = asyncio.Event()
+        self._admitting.set()
+        self._reject_while_paused = False
+        self._updated_weights: set[str] = set()
+        logger.info(
+            "hf rollout server %d: %s, %d threads, eos %s",
+            replica_rank,
+            model_config.local_path,
+            torch.get_num_threads(),
+            eos_token_ids,
+        )
+
+    async def ready(self) -> bool:
+        """Lets the replica wait for the model to load, so a loading error surfaces at start-up."""
+        return True
+
+    async def generate(
+        self,
+        prompt_ids: list[int],
+        sampling_params: dict[str, Any],
+        request_id: str | None = None,
+        image_data: list[Any] | None = None,
+        video_data: list[Any] | None = None,
+        audio_data: list[Any] | None = None,
+        mm_processor_kwargs: dict[str, Any] | None = None,
+        priority: int = 0,
+    ) -> TokenOutput:
+        if image_data or video_data or audio_data:
+            raise NotImplementedError("hf rollout is text-only")
+        if not self._admitting.is_set():
+            if self._reject_while_paused:
+                return self._output(SequenceResult(token_ids=[], log_probs=None, stop_reason="aborted"))
+            await self._admitting.wait()
+        return self._output(await self.engine.generate(prompt_ids, sampling_params))
+
+    def _output(self, result: SequenceResult) -> TokenOutput:
+        return TokenOutput(
+            token_ids=result.token_ids,
+            log_probs=result.log_probs,
+            stop_reason=result.stop_reason,
+            extra_fields={"global_steps": self.global_steps},
+        )
+
+    async def load_weights(self, named_tensors: dict[str, torch.Tensor]) -> int:
+        """Load one bucket of a weight update; ``finish_weight_update`` closes the update."""
+        self._updated_weights.update(await self.engine.load_weights(named_tensors))
+        return len(named_tensors)
+
+    async def finish_weight_update(self, global_steps: int | None = None) -> dict[str, Any]:
+        """Close a weight update: check that it covered the whole model and record the weights' step."""
+        missing = self.engine.missing_weights(self._updated_weights)
+        updated = len(self._updated_weights)
+        self._updated_weights = set()
+        if missing:
+            raise RuntimeError(
+                f"hf rollout: weight update left {len(missing)} tensors stale, e.g. {missing[:5]}"
+            )
+        if global_steps is not None:
+            self.global_steps = global_steps
+        return {"tensors": updated, "global_steps": self.global_steps}
+
+    async def set_global_steps(self, global_steps: int) -> None:
+        self.global_steps = global_steps
+
+    async def abort_all_requests(self, reject_request: bool = False, **kwargs: Any) -> dict[str, Any]:
+        self._reject_while_paused = reject_request
+        self._admitting.clear()
+        return {"aborted_queued": self.engine.abort()}
+
+    async def resume_generation(self) -> None:
+        self.engine.resume()
+        self._admitting.set()
+
+    async def wake_up(self, tags: list[str] | None = None, **kwargs: Any) -> None:
+        return None
+
+    async def sleep(self, **kwargs: Any) -> None:
+        return None
+
+    async def clear_kv_cache(self) -> None:
+        return None
+
+    async def release_kv_cache(self) -> None:
+        return None
+
+    async def resume_kv_cache(self) -> None:
+        return None
+
+    async def start_profile(self, **kwargs: Any) -> None:
+        return None
+
+    async def stop_profile(self) -> None:
+        return None
+
+
+class HFRolloutReplica(RolloutReplica):
+    """Launches one ``HFRolloutServer`` per replica, on the node of the replica's trainer workers."""
+
+    async def launch_servers(self) -> None:
+        name = server_actor_name(self.replica_rank, self.name_suffix)
+        # No CPU reservation: the server idles while the trainer works and vice versa, and Ray must not
+        # count it against the logical CPUs the trainer's placement groups need.
+        options: dict[str, Any] = {"name": name, "num_cpus": 0, "max_concurrency": self.max_concurrency}
+        if self.workers:
+            node_id = await self.workers[0].__ray_call__.remote(
+                lambda worker: ray.get_runtime_context().get_node_id()
+            )
+            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)
+        server = (
+            ray.remote(HFRolloutServer)
+            .options(**options)
+            .remote(config=self.config, model_config=self.model_config, replica_rank=self.replica_rank)
+        )
+        await server.ready.remote()
+        self.servers = [server]
+        self._server_handle = server
+        self._server_address = name
+
+
+class HFServerAdapter(BaseRollout):
+    """The trainer-worker side of rollout ``hf``: sends the actor's weights to its replica's server.
+
+    Weights travel through Ray in buckets of ``checkpoint_engine.update_weights_bucket_megabytes``, from
+    the replica's first rank only; every rank still drains the weight generator, because producing each
+    FSDP tensor is a collective all-gather that all ranks must join.
+    """
+
+    def __init__(
+        self, config: RolloutConfig, model_config: HFModelConfig, device_mesh: Any, replica_rank: int = -1
+    ) -> None:
+        super().__init__(config, model_config, device_mesh)
+        rank = int(os.environ.get("RANK", "0"))
+        rollout_world_size = (
+            self.config.tensor_model_parallel_size
+            * self.config.data_parallel_size
+            * self.config.pipeline_model_parallel_size
+        )
+        self.replica_rank = rank // rollout_world_size if replica_rank == -1 else replica_rank
+        self._is_sender = rank % rollout_world_size == 0
+        self._bucket_bytes = max(1, self.config.checkpoint_engine.update_weights_bucket_megabytes) << 20
+        self._server: ray.actor.ActorHandle | None = None
+
+    def _server_handle(self) -> ray.actor.ActorHandle:
+        # Looked up lazily: the trainer builds this adapter before the replica launches the server.
+        if self._server is None:
+            self._server = ray.get_actor(server_actor_name(self.replica_rank))
+        return self._server
+
+    async def resume(self, tags: list[str]) -> None:
+        return None
+
+    async def release(self) -> None:
+        return None
+
+    async def update_weights(
+        self,
+        weights: Iterable[tuple[str, torch.Tensor]],
+        wire_format: str = "named_tensors",
+        global_steps: int | None = None,
+        peft_config: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if wire_format != "named_tensors":
+            raise NotImplementedError(f"hf rollout receives full named tensors only, not {wire_format!r}")
+        if peft_config is not None:
+            raise NotImplementedError("hf rollout cannot load LoRA adapters; set model.lora.merge=True")
+        start = time.perf_counter()
+        bucket: dict[str, torch.Tensor] = {}
+        bucket_bytes = total_bytes = 0
+        for name, tensor in weights:
+            if not self._is_sender:
+                continue
+            # clone: a compact CPU copy, so Ray pickles this tensor and not a larger storage it views
+            bucket[name] = tensor.detach().to("cpu").clone()
+            bucket_bytes += bucket[name].nbytes
+            if bucket_bytes >= self._bucket_bytes:
+                await self._server_handle().load_weights.remote(bucket)
+                total_bytes += bucket_bytes
+                bucket, bucket_bytes = {}, 0
+        if not self._is_sender:
+            return
+        if bucket:
+            await self._server_handle().load_weights.remote(bucket)
+            total_bytes += bucket_bytes
+        summary = await self._server_handle().finish_weight_update.remote(global_steps)
+        logger.info(
+            "hf rollout: weights synced to replica %d (%d tensors, %.1f MB, step %s) in %.2fs",
+            self.replica_rank,
+            summary["tensors"],
+            total_bytes / 2**20,
+            summary["global_steps"],
+            time.perf_counter() - start,
+        )
+
+
+_ROLLOUT_REGISTRY[(ROLLOUT_NAME, "async")] = ADAPTER_PATH
+RolloutReplicaRegistry.register(ROLLOUT_NAME, lambda: HFRolloutReplica)
