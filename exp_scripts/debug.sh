@@ -2,8 +2,10 @@
 # HPT switch-mode training, end to end on verl.
 #
 # CPU (default): creates .venv, installs, builds the tiny arithmetic model and data once (.hpt_tiny/),
-# then trains it with HPT switch mode on the CPU: prompts whose rollouts all fail are trained on
-# their demonstration (SFT), the others with GRPO. Watch hpt/gate/sft_frac fall as it learns.
+# warm-starts it with a short SFT (~30 s) so it solves some problems but not all, then trains it with
+# HPT switch mode on the CPU: prompts whose rollouts all fail are trained on their demonstration
+# (SFT), the others with GRPO. Watch hpt/gate/sft_frac fall as it learns.
+# WARM_START_STEPS=0 starts from the random model instead (every prompt then starts on SFT).
 #
 # GPU: set MODEL_PATH (a local Hugging Face model directory) and TRAIN_FILES / VAL_FILES (verl
 # parquet with the demonstration in extra_info.target); the same trainer runs with vLLM on
@@ -17,9 +19,11 @@ export HYDRA_FULL_ERROR=1 RAY_DEDUP_LOGS=0
 if [ -z "${MODEL_PATH:-}" ]; then
   . exp_scripts/setup_cpu.sh
   TINY_DIR="${TINY_DIR:-$PWD/.hpt_tiny}"
-  python -m hpt.data.build_tiny --out "$TINY_DIR"
+  WARM_START_STEPS="${WARM_START_STEPS:-200}"
+  python -m hpt.data.build_tiny --out "$TINY_DIR" --warm-start-steps "$WARM_START_STEPS"
+  if [ "$WARM_START_STEPS" = 0 ]; then START_MODEL="$TINY_DIR/model"; else START_MODEL="$TINY_DIR/model_warm"; fi
   exec python -m hpt.main --config-name hpt_trainer_cpu \
-    actor_rollout_ref.model.path="$TINY_DIR/model" \
+    actor_rollout_ref.model.path="$START_MODEL" \
     data.train_files="$TINY_DIR/data/train.parquet" \
     data.val_files="$TINY_DIR/data/test.parquet" \
     trainer.default_local_dir="$PWD/checkpoints/hpt-switch-cpu" \
