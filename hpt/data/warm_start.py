@@ -60,7 +60,8 @@ class WarmStartReport:
     def summary(self) -> str:
         """One phrase for the build summary line."""
         return (
-            f"{self.steps} SFT steps, loss {self.initial_loss:.3f}->{self.final_loss:.3f}, greedy acc {self.greedy_accuracy:.0%}, "
+            f"{self.steps} SFT steps, loss {self.initial_loss:.3f}->{self.final_loss:.3f}, "
+            f"greedy acc {self.greedy_accuracy:.0%}, "
             f"{self.samples_per_prompt} samples/prompt mixed {self.mixed_share:.0%} zero {self.zero_share:.0%} "
             f"all {self.all_share:.0%} on {self.eval_prompts} train prompts"
         )
