@@ -1,12 +1,24 @@
 """Every metric key hpt logs, declared once. Namespaces: ``hpt/gate``, ``hpt/batch``, ``hpt/loss``."""
 
-GATE_SFT_FRAC = "hpt/gate/sft_frac"  # fraction of prompt groups trained on their demonstration
-GATE_RL_FRAC = "hpt/gate/rl_frac"  # fraction of prompt groups trained on their rollouts
-GATE_MISSING_DEMO = "hpt/gate/missing_demo_groups"  # SFT-gated groups without a demonstration (-> RL)
+from hpt.core.gates import Mode
+
+GATE_SFT_FRAC = "hpt/gate/sft_frac"  # fraction of prompt groups trained on their demonstration (SFT only)
+GATE_RL_FRAC = "hpt/gate/rl_frac"  # fraction of prompt groups trained on their rollouts only
+GATE_OFF_FRAC = "hpt/gate/off_frac"  # fraction trained with the off-policy RL loss on the demonstration only
+GATE_MIX_FRAC = "hpt/gate/mix_frac"  # fraction trained on rollouts and demonstration together
+GATE_FRAC = {Mode.SFT: GATE_SFT_FRAC, Mode.RL: GATE_RL_FRAC, Mode.OFF: GATE_OFF_FRAC, Mode.MIX: GATE_MIX_FRAC}
+GATE_MISSING_DEMO = "hpt/gate/missing_demo_groups"  # groups the gate sent to a demonstration that had none (-> RL)
+GATE_LAMBDA = "hpt/gate/lambda"  # this step's lambda_schedule value (multiplies the demonstration weights)
+GATE_PASS_RATE = "hpt/gate/pass_rate"  # mean rollout success rate of the batch
+GATE_SUCCESS_HIST = "hpt/gate/successes_{k}"  # fraction of groups with exactly k successful rollouts
 BATCH_DEMO_ROWS = "hpt/batch/demo_rows"  # demonstration rows appended this step
+BATCH_DEMO_TOKENS = "hpt/batch/demo_tokens"  # demonstration tokens trained this step
+BATCH_SFT_STREAM_ROWS = "hpt/batch/sft_stream_rows"  # rows from the separate SFT stream
 BATCH_PAD_ROWS = "hpt/batch/pad_rows"  # zero-loss rows added to make the batch divisible
 BATCH_ROWS = "hpt/batch/rows"  # rows in the rebuilt batch
 BATCH_DEMO_TRUNCATED = "hpt/batch/demo_truncated"  # demonstrations cut to the response budget
 REWARD_MEAN = "hpt/reward/mean"  # mean rollout reward before the rebuild (demo/pad rows excluded)
-LOSS_SFT = "hpt/loss/sft"  # demonstration term (before sft_loss_coef)
-LOSS_RL = "hpt/loss/rl"  # policy-gradient term on on-policy tokens
+LOSS_SFT = "hpt/loss/sft"  # SFT term on demonstration tokens (weighted, before sft_loss_coef)
+LOSS_OFF = "hpt/loss/off"  # off-policy RL term on demonstration tokens (weighted, before off_loss_coef)
+LOSS_RL = "hpt/loss/rl"  # policy-gradient term on on-policy tokens (with loss_mode=custom: the custom loss)
+CUSTOM_PREFIX = "hpt/custom/"  # transport prefix of a custom loss's own metrics; stripped before logging

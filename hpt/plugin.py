@@ -2,7 +2,7 @@
 
 Order matters (verl caches the platform at import time in several modules): the CPU platform is
 registered first, and only when ``VERL_PLATFORM=cpu``; then the ``hf`` rollout; then the FSDP
-engine that counts the hybrid loss's normalisers. verl swallows
+engine that counts the hybrid loss's normalisers; then hpt's RL policy losses. verl swallows
 plugin import errors, so ``check_registrations`` is called at start-up to fail loudly instead.
 """
 
@@ -13,6 +13,7 @@ if os.environ.get("VERL_PLATFORM") == "cpu":
 
 import hpt.cpu.hf_rollout  # noqa: E402,F401  (registers rollout name "hf")
 import hpt.trainer.engine  # noqa: E402,F401  (counting FSDP engine for the hybrid loss)
+import hpt.trainer.policy_losses  # noqa: E402,F401  (registers loss_mode "unclipped")
 
 
 def check_registrations() -> None:
@@ -25,6 +26,12 @@ def check_registrations() -> None:
     problems = []
     if not engine_installed():
         problems.append("the FSDP engine is not hpt's counting engine (hybrid loss normalisers missing)")
+    from verl.trainer.ppo.core_algos import POLICY_LOSS_REGISTRY
+
+    from hpt.trainer.policy_losses import UNCLIPPED
+
+    if UNCLIPPED not in POLICY_LOSS_REGISTRY:
+        problems.append(f"policy loss {UNCLIPPED!r} is not in verl's policy-loss registry")
     if ("hf", "async") not in _ROLLOUT_REGISTRY:
         problems.append("rollout 'hf' is not in verl's rollout registry")
     try:

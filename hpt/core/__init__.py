@@ -3,32 +3,38 @@
 Engines (the verl trainer, the minimal reference loop) adapt their data to these functions.
 """
 
-from hpt.core.gates import GATES, GateConfig, Mode, build_gate
+from hpt.core.gates import GATES, GateConfig, GroupOutcome, Mode, Route, build_gate, register_gate
 from hpt.core.groups import GroupStats, count_successes
 from hpt.core.loss import (
+    COUNT_NAMES,
     HybridLossParts,
+    TermMasks,
     global_token_mean,
-    hybrid_loss,
-    nll_term,
-    split_token_masks,
-    token_counts,
+    term_counts,
+    term_masks,
+    weighted_token_mean,
 )
-from hpt.core.plan import RebuildPlan, padding_needed, plan_rebuild
+from hpt.core.plan import DemoRow, RebuildPlan, padding_needed, plan_rebuild
 
 __all__ = [
+    "COUNT_NAMES",
     "GATES",
+    "DemoRow",
     "GateConfig",
+    "GroupOutcome",
     "GroupStats",
     "HybridLossParts",
     "Mode",
     "RebuildPlan",
+    "Route",
+    "TermMasks",
     "build_gate",
     "count_successes",
     "global_token_mean",
-    "hybrid_loss",
-    "nll_term",
     "padding_needed",
     "plan_rebuild",
-    "split_token_masks",
-    "token_counts",
+    "register_gate",
+    "term_counts",
+    "term_masks",
+    "weighted_token_mean",
 ]

@@ -1,10 +1,12 @@
-"""The hybrid loss ``L = L_RL(on-policy tokens) + lambda * L_off(demonstration tokens)``.
+"""The hybrid loss ``L = L_RL(on-policy) + c_sft * L_SFT(demonstrations) + c_off * L_off(demonstrations)``.
 
-Each term is normalised by its own *global* count (summed over the whole mini-batch and every
-data-parallel rank), never by the micro-batch it happens to sit in. With FSDP, gradients are
-averaged over DP ranks, so every rank scales its local sum by ``dp_size / global_count``; summed
-over micro-batches and averaged over ranks this is exactly the global mean, and the RL:SFT ratio
-is the configured lambda whatever the packing (the original code's ratio depended on it).
+The mix is per-row weight streams, not loss-type branches: the gate stamps every row with an RL
+weight, an SFT weight and an off-policy weight, and each term is a weighted sum over its own tokens
+divided by its own *global* count (the whole mini-batch on every data-parallel rank), a weight of 0
+taking a row out of that term and its count. With FSDP, gradients are averaged over DP ranks, so
+every rank scales its local sum by ``dp_size / global_count``; summed over micro-batches and averaged
+over ranks this is exactly the global mean, and the SFT:RL ratio is the configured coefficient
+whatever the packing, micro-batch size or DP size (the original code's ratio depended on them).
 """
 
 from __future__ import annotations
@@ -13,34 +15,46 @@ from dataclasses import dataclass
 
 import torch
 
+COUNT_NAMES = ("on_tokens", "sft_tokens", "off_tokens", "on_rows", "sft_rows", "off_rows")
 
-def split_token_masks(
-    response_mask_B_T: torch.Tensor, prefix_mask_B_T: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Split valid response tokens into on-policy (rollout) and off-policy (demonstration) tokens.
 
-    The demonstration mask is ``prefix_mask AND response_mask``: padding after a demonstration is
-    never trained, whatever ``prefix_mask`` says there.
+@dataclass(frozen=True)
+class TermMasks:
+    """Boolean ``B x T`` masks of the tokens each term trains."""
+
+    on: torch.Tensor  # rollout tokens with RL weight > 0
+    sft: torch.Tensor  # demonstration tokens with SFT weight > 0
+    off: torch.Tensor  # demonstration tokens with off-policy RL weight > 0
+
+
+def term_masks(
+    response_mask_B_T: torch.Tensor,
+    prefix_mask_B_T: torch.Tensor,
+    rl_weight_B: torch.Tensor,
+    sft_weight_B: torch.Tensor,
+    off_weight_B: torch.Tensor,
+) -> TermMasks:
+    """Split valid response tokens by term.
+
+    Demonstration tokens are ``prefix_mask AND response_mask``: padding after a demonstration is
+    never trained, whatever ``prefix_mask`` says there; every other valid token is on-policy.
     """
     valid_B_T = response_mask_B_T.bool()
-    off_B_T = prefix_mask_B_T.bool() & valid_B_T
-    return valid_B_T & ~off_B_T, off_B_T
+    demo_B_T = prefix_mask_B_T.bool() & valid_B_T
+    return TermMasks(
+        on=valid_B_T & ~demo_B_T & (rl_weight_B > 0)[:, None],
+        sft=demo_B_T & (sft_weight_B > 0)[:, None],
+        off=demo_B_T & (off_weight_B > 0)[:, None],
+    )
 
 
-def token_counts(response_mask_B_T: torch.Tensor, prefix_mask_B_T: torch.Tensor) -> torch.Tensor:
-    """Local counts ``[on-policy tokens, demonstration tokens, on-policy rows, demonstration rows]``.
+def term_counts(masks: TermMasks) -> torch.Tensor:
+    """Local counts in ``COUNT_NAMES`` order: tokens then rows of each term.
 
-    Returned as one float tensor so an engine can all-reduce it across DP ranks in one call.
+    One float64 tensor, so an engine can all-reduce every count across DP ranks in one call.
     """
-    on_B_T, off_B_T = split_token_masks(response_mask_B_T, prefix_mask_B_T)
-    return torch.stack(
-        [
-            on_B_T.sum(),
-            off_B_T.sum(),
-            on_B_T.any(dim=-1).sum(),
-            off_B_T.any(dim=-1).sum(),
-        ]
-    ).to(torch.float64)
+    terms = (masks.on, masks.sft, masks.off)
+    return torch.stack([m.sum() for m in terms] + [m.any(dim=-1).sum() for m in terms]).to(torch.float64)
 
 
 def global_token_mean(
@@ -55,11 +69,11 @@ def global_token_mean(
     return local_sum * (dp_size / max(float(global_count), 1.0))
 
 
-def nll_term(
-    log_prob_B_T: torch.Tensor, off_mask_B_T: torch.Tensor, global_off_tokens: float, dp_size: int
+def weighted_token_mean(
+    loss_B_T: torch.Tensor, weight_B: torch.Tensor, mask_B_T: torch.Tensor, global_count: float, dp_size: int
 ) -> torch.Tensor:
-    """SFT on demonstration tokens: negative log-likelihood, global token mean."""
-    return global_token_mean(-log_prob_B_T, off_mask_B_T, global_off_tokens, dp_size)
+    """Global token mean of a per-token loss scaled by its row's weight."""
+    return global_token_mean(loss_B_T * weight_B.to(loss_B_T.dtype)[:, None], mask_B_T, global_count, dp_size)
 
 
 @dataclass(frozen=True)
@@ -67,16 +81,18 @@ class HybridLossParts:
     """The terms of one micro-batch's loss, kept apart for telemetry."""
 
     rl: torch.Tensor
+    sft: torch.Tensor
     off: torch.Tensor
+    sft_coef: float
     off_coef: float
+
+    def __post_init__(self) -> None:
+        if self.sft_coef < 0 or self.off_coef < 0:
+            raise ValueError(
+                f"actor_rollout_ref.actor.sft_loss_coef and off_loss_coef must be >= 0, got "
+                f"{self.sft_coef} and {self.off_coef}"
+            )
 
     @property
     def total(self) -> torch.Tensor:
-        return self.rl + self.off_coef * self.off
-
-
-def hybrid_loss(rl: torch.Tensor, off: torch.Tensor, off_coef: float) -> HybridLossParts:
-    """Combine the RL and off-policy terms with the configured coefficient (``sft_loss_coef``)."""
-    if off_coef < 0:
-        raise ValueError(f"actor_rollout_ref.actor.sft_loss_coef must be >= 0, got {off_coef}")
-    return HybridLossParts(rl=rl, off=off, off_coef=off_coef)
+        return self.rl + self.sft_coef * self.sft + self.off_coef * self.off

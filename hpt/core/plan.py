@@ -1,38 +1,59 @@
-"""The rebuild plan: which rollout rows stay, which groups get a demonstration row, how much padding.
+"""The rebuild plan: which rollout rows stay, which demonstration rows are added, with which weights.
 
-The plan is pure bookkeeping over row indices; the engine adapter turns it into tensors. Keeping it
-separate makes the invariants (no row lost, no loss-carrying row duplicated, divisible batch)
-testable without any engine.
+The plan is pure bookkeeping over row indices and per-row weights; the engine adapter turns it into
+tensors. Keeping it separate makes the invariants (no row lost, no loss-carrying row duplicated,
+divisible batch, weights consistent with the gate) testable without any engine.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from hpt.core.gates import Gate, GateConfig, Mode
+from hpt.core.gates import RL_ROUTE, Gate, GateConfig, GroupOutcome, Mode, Route
 from hpt.core.groups import GroupStats
+
+
+@dataclass(frozen=True)
+class DemoRow:
+    """A demonstration row to append: the rollout row whose prompt it reuses, and its weights."""
+
+    source_row: int
+    sft_weight: float
+    off_weight: float
+    in_group: bool  # shares the source group's uid, so its advantage is computed with the rollouts
 
 
 @dataclass(frozen=True)
 class RebuildPlan:
     """Result of gating one batch.
 
-    ``keep_rows`` are original rollout rows trained with RL; ``demo_source_rows`` holds, per
-    demonstration row to append, the original row whose prompt it reuses; ``num_pad`` zero-loss
-    rows make the batch divisible by the engine's required multiple.
+    ``keep_rows`` are original rollout rows that stay, each with its RL weight in ``keep_weights``
+    (0 for rollouts kept only as the advantage baseline of an in-group demonstration); ``demos``
+    are appended after them; ``num_pad`` zero-loss rows make the batch divisible.
     """
 
     keep_rows: tuple[int, ...]
-    demo_source_rows: tuple[int, ...]
+    keep_weights: tuple[float, ...]
+    demos: tuple[DemoRow, ...]
     num_pad: int
-    sft_groups: int
-    rl_groups: int
+    mode_counts: dict[Mode, int]
     missing_demo_groups: int
+    stream_rows: int = 0  # rows of a separate SFT stream, appended after the demonstrations
 
     @property
     def num_rows(self) -> int:
-        return len(self.keep_rows) + len(self.demo_source_rows) + self.num_pad
+        return len(self.keep_rows) + len(self.demos) + self.stream_rows + self.num_pad
+
+    @property
+    def demo_source_rows(self) -> tuple[int, ...]:
+        return tuple(d.source_row for d in self.demos)
+
+    def fraction(self, mode: Mode) -> float:
+        """Share of prompt groups routed to ``mode``."""
+        total = sum(self.mode_counts.values())
+        return self.mode_counts.get(mode, 0) / total if total else 0.0
 
 
 def padding_needed(num_rows: int, multiple: int) -> int:
@@ -42,39 +63,56 @@ def padding_needed(num_rows: int, multiple: int) -> int:
     return (-num_rows) % multiple
 
 
+def route_group(stats: GroupStats, demo_available: bool, gate: Gate, config: GateConfig) -> tuple[Route, bool]:
+    """The gate's route for one group, and whether it fell back to RL for lack of a demonstration.
+
+    A group the gate wants to teach by demonstration but that has none is trained as RL instead
+    (its rollouts are the only signal there is); the caller counts it.
+    """
+    route = gate(GroupOutcome(stats.successes, stats.size), config)
+    if route.uses_demo and not demo_available:
+        return RL_ROUTE, True
+    return route, False
+
+
 def plan_rebuild(
     groups: Sequence[GroupStats],
     has_demo: Sequence[bool],
     gate: Gate,
     config: GateConfig,
     multiple: int,
+    stream_rows: int = 0,
 ) -> RebuildPlan:
     """Gate every group and lay out the rebuilt batch.
 
-    A group the gate sends to SFT but that has no demonstration is trained as RL instead (its
-    rollouts are the only signal there is) and counted in ``missing_demo_groups``.
+    Rollouts stay when they carry RL weight, or when they are the baseline of an in-group
+    demonstration trained with the off-policy RL loss (their RL weight is then 0). ``stream_rows``
+    rows of a separate SFT stream are counted in the padding.
     """
     if len(groups) != len(has_demo):
         raise ValueError(f"{len(groups)} groups but {len(has_demo)} demonstration flags")
     keep: list[int] = []
-    demos: list[int] = []
-    sft = rl = missing = 0
+    weights: list[float] = []
+    demos: list[DemoRow] = []
+    modes: Counter[Mode] = Counter()
+    missing = 0
     for stats, demo_available in zip(groups, has_demo, strict=True):
-        mode = gate(stats.successes, stats.size, config)
-        if mode is Mode.SFT and not demo_available:
-            missing += 1
-            mode = Mode.RL
-        if mode is Mode.SFT:
-            demos.append(stats.rows[0])
-            sft += 1
-        else:
+        route, fell_back = route_group(stats, demo_available, gate, config)
+        missing += fell_back
+        modes[route.mode] += 1
+        keeps_rollouts = route.rollout_weight > 0 or (route.demo_in_group and route.off_weight > 0)
+        if keeps_rollouts:
             keep.extend(stats.rows)
-            rl += 1
+            weights.extend([route.rollout_weight] * stats.size)
+        if route.uses_demo:
+            in_group = route.demo_in_group and keeps_rollouts
+            demos.append(DemoRow(stats.rows[0], route.sft_weight, route.off_weight, in_group))
     return RebuildPlan(
         keep_rows=tuple(keep),
-        demo_source_rows=tuple(demos),
-        num_pad=padding_needed(len(keep) + len(demos), multiple),
-        sft_groups=sft,
-        rl_groups=rl,
+        keep_weights=tuple(weights),
+        demos=tuple(demos),
+        num_pad=padding_needed(len(keep) + len(demos) + stream_rows, multiple),
+        mode_counts=dict(modes),
         missing_demo_groups=missing,
+        stream_rows=stream_rows,
     )

@@ -1,20 +1,33 @@
 """The whole actor loss for verl's engine workers, installed with ``set_loss_fn``.
 
-It replaces verl's ``ppo_loss`` for HPT runs: the RL term goes through whichever policy loss is
-registered in verl (``actor.policy_loss.loss_mode``) on on-policy tokens only, the demonstration
-term is NLL on ``prefix_mask`` tokens, and each is normalised by its own global count that
-``hpt.trainer.engine`` attached to the mini-batch. Entropy and KL terms cover on-policy tokens only.
+It replaces verl's ``ppo_loss`` for HPT runs. Every row carries three weights stamped by the trainer
+(``hpt_rl_weight``, ``hpt_sft_weight``, ``hpt_off_weight``); each term covers the tokens whose row has
+weight > 0 and is normalised by its own global count that ``hpt.trainer.engine`` attached:
+
+- RL: whichever policy loss is registered in verl (``policy_loss.loss_mode``) on rollout tokens,
+  advantages scaled by the row's RL weight (exact for losses linear in the advantage);
+- SFT: ``offline_loss_type`` (NLL by default) on demonstration tokens, times ``sft_loss_coef``;
+- off-policy RL: ``off_policy_loss_type`` (LUFFY's shaped loss by default) on demonstration tokens
+  with their own advantages, times ``off_loss_coef``.
+
+Entropy and KL terms cover on-policy tokens only. With ``loss_mode=custom`` the user's function gets
+the RL inputs plus the hybrid data in ``config.global_batch_info`` and returns the whole loss.
 """
 
 import verl  # noqa: F401  (first: lets verl load hpt's plugin before the imports below)
+import torch
 from tensordict import TensorDict
 from verl.trainer.ppo.core_algos import agg_loss, get_policy_loss_fn, kl_penalty
 from verl.utils.metric import AggregationType, Metric
 from verl.workers.utils.padding import no_padding_2_padding
 
 from hpt import metrics as M
-from hpt.core.loss import hybrid_loss, nll_term, split_token_masks
-from hpt.trainer.engine import COUNT_KEYS
+from hpt.core.loss import HybridLossParts, TermMasks, term_masks
+from hpt.core.offpolicy import OffPolicyInputs, build_off_policy_loss
+from hpt.trainer.custom_contract import CUSTOM_LOSS_MODE, load_custom_loss
+from hpt.trainer.engine import COUNT_KEYS, WEIGHT_KEYS
+
+SUM = AggregationType.SUM  # each micro-batch holds a partial sum of a global mean
 
 
 def _global_counts(data: TensorDict) -> dict[str, int]:
@@ -24,11 +37,42 @@ def _global_counts(data: TensorDict) -> dict[str, int]:
             f"hpt loss: mini-batch lacks {missing}; the FSDP engine is not hpt's counting engine. "
             "Is the hpt plugin loaded in the workers (see hpt.plugin.check_registrations)?"
         )
-    return {key: int(data[key]) for key in COUNT_KEYS}
+    return {key.removeprefix("hpt_"): int(data[key]) for key in COUNT_KEYS}
+
+
+def _demo_term(config, name: str, log_prob, inputs, weight_B, mask, counts, term: str, dp_size: int):
+    """A demonstration term: per-token loss x row weight, aggregated over the term's global counts."""
+    loss_B_T = build_off_policy_loss(name)(log_prob, inputs, config.off_policy_params())
+    return agg_loss(
+        loss_B_T * weight_B.to(loss_B_T.dtype)[:, None],
+        mask,
+        config.offline_loss_agg_mode,
+        dp_size=dp_size,
+        batch_num_tokens=max(counts[f"{term}_tokens"], 1),
+        global_batch_size=max(counts[f"{term}_rows"], 1),
+        loss_scale_factor=config.loss_scale_factor,
+    )
+
+
+def _rl_term(config, batch, log_prob, masks: TermMasks, extra: dict):
+    """verl's registered policy loss on rollout tokens; ``extra`` joins ``global_batch_info`` (custom)."""
+    mode = config.policy_loss.get("loss_mode", "vanilla")
+    if mode == CUSTOM_LOSS_MODE:
+        load_custom_loss(config.custom_loss_path)
+    config.global_batch_info.update(extra)
+    return get_policy_loss_fn(mode)(
+        old_log_prob=batch["old_log_probs"],
+        log_prob=log_prob,
+        advantages=batch["advantages"] * batch["hpt_rl_weight"].to(batch["advantages"].dtype)[:, None],
+        response_mask=masks.on,
+        loss_agg_mode=config.loss_agg_mode,
+        config=config,
+        rollout_is_weights=batch.get("rollout_is_weights", None),
+    )
 
 
 def hpt_actor_loss(config, model_output, data: TensorDict, dp_group=None):
-    """Hybrid loss of one micro-batch: ``RL(on-policy) + sft_loss_coef * NLL(demonstrations)``."""
+    """Hybrid loss of one micro-batch (see the module docstring)."""
     counts = _global_counts(data)
     dp_size = int(data["dp_size"])
     log_prob = no_padding_2_padding(model_output["log_probs"], data)
@@ -36,45 +80,59 @@ def hpt_actor_loss(config, model_output, data: TensorDict, dp_group=None):
     if entropy is not None:
         entropy = no_padding_2_padding(entropy, data)
 
-    fields = ["response_mask", "prefix_mask", "old_log_probs", "advantages"]
+    fields = ["response_mask", "prefix_mask", "old_log_probs", "advantages", *WEIGHT_KEYS]
     fields += [key for key in ("rollout_is_weights", "ref_log_prob") if key in data.keys()]
     batch = data.select(*fields).to_padded_tensor()
-    on_mask, off_mask = split_token_masks(batch["response_mask"], batch["prefix_mask"])
+    masks = term_masks(batch["response_mask"], batch["prefix_mask"], *(batch[key] for key in WEIGHT_KEYS))
+    inputs = OffPolicyInputs(advantages_B_T=batch["advantages"], old_log_prob_B_T=batch["old_log_probs"],
+                             entropy_B_T=entropy)
+    sft = _demo_term(config, config.offline_loss_type, log_prob, inputs, batch["hpt_sft_weight"], masks.sft,
+                     counts, "sft", dp_size)
+    off = _demo_term(config, config.off_policy_loss_type, log_prob, inputs, batch["hpt_off_weight"], masks.off,
+                     counts, "off", dp_size)
 
     # verl's policy losses aggregate with ``**config.global_batch_info``: point it at the RL term's
     # own global counts so token-mean and seq-mean both normalise over on-policy data only.
-    config.global_batch_info.update(
-        dp_size=dp_size,
-        batch_num_tokens=max(counts["hpt_on_tokens"], 1),
-        global_batch_size=max(counts["hpt_on_rows"], 1),
-        loss_scale_factor=config.loss_scale_factor,
-    )
-    policy_loss_fn = get_policy_loss_fn(config.policy_loss.get("loss_mode", "vanilla"))
-    rl, pg_metrics = policy_loss_fn(
-        old_log_prob=batch["old_log_probs"],
-        log_prob=log_prob,
-        advantages=batch["advantages"],
-        response_mask=on_mask,
-        loss_agg_mode=config.loss_agg_mode,
-        config=config,
-        rollout_is_weights=batch.get("rollout_is_weights", None),
-    )
-    off = nll_term(log_prob, off_mask, counts["hpt_off_tokens"], dp_size)
-    parts = hybrid_loss(rl, off, config.sft_loss_coef)
-    loss = parts.total
+    extra = dict(dp_size=dp_size, batch_num_tokens=max(counts["on_tokens"], 1),
+                 global_batch_size=max(counts["on_rows"], 1), loss_scale_factor=config.loss_scale_factor)
+    custom = config.policy_loss.get("loss_mode", "vanilla") == CUSTOM_LOSS_MODE
+    if custom:
+        extra.update(sft_loss=sft, sft_log_prob=log_prob, sft_labels_mask=masks.sft.to(log_prob.dtype),
+                     global_step=int(data["hpt_global_step"]), total_steps=int(data["hpt_total_steps"]))
+    rl, pg_metrics = _rl_term(config, batch, log_prob, masks, extra)
+    parts = HybridLossParts(rl=rl, sft=sft, off=off, sft_coef=config.sft_loss_coef, off_coef=config.off_loss_coef)
+    loss = rl if custom else parts.total
 
-    total = AggregationType.SUM  # each micro-batch holds a partial sum of a global mean
-    metrics = Metric.from_dict(pg_metrics, aggregation=AggregationType.MEAN)
-    metrics["actor/pg_loss"] = Metric(value=rl, aggregation=total)
-    metrics[M.LOSS_RL] = Metric(value=rl.detach(), aggregation=total)
-    metrics[M.LOSS_SFT] = Metric(value=off.detach(), aggregation=total)
+    metrics = _loss_metrics(pg_metrics, parts, custom)
     if entropy is not None:
-        entropy_term = agg_loss(entropy, on_mask, config.loss_agg_mode, **config.global_batch_info)
+        entropy_term = agg_loss(entropy, masks.on, config.loss_agg_mode, **config.global_batch_info)
         loss = loss - config.entropy_coeff * entropy_term
-        metrics["actor/entropy_loss"] = Metric(value=entropy_term, aggregation=total)
+        metrics["actor/entropy_loss"] = Metric(value=entropy_term, aggregation=SUM)
     if config.use_kl_loss:
         kld = kl_penalty(logprob=log_prob, ref_logprob=batch["ref_log_prob"], kl_penalty=config.kl_loss_type)
-        kl = agg_loss(kld, on_mask, config.loss_agg_mode, **config.global_batch_info)
+        kl = agg_loss(kld, masks.on, config.loss_agg_mode, **config.global_batch_info)
         loss = loss + config.kl_loss_coef * kl
-        metrics["actor/kl_loss"] = Metric(value=kl, aggregation=total)
+        metrics["actor/kl_loss"] = Metric(value=kl, aggregation=SUM)
     return loss, metrics
+
+
+def _loss_metrics(pg_metrics: dict, parts: HybridLossParts, custom: bool) -> dict:
+    """Per-term losses (global means summed over micro-batches); a custom loss's own metrics pass through.
+
+    A custom loss's metric names (``sft_weight``, ``rl_loss``, ...) are averaged over micro-batches and
+    reach the logger unchanged (the trainer strips verl's ``actor/`` prefix from them).
+    """
+    prefix = M.CUSTOM_PREFIX if custom else ""
+    metrics = Metric.from_dict(
+        {
+            prefix + key: value.detach().item() if torch.is_tensor(value) else value
+            for key, value in pg_metrics.items()
+        },
+        aggregation=AggregationType.MEAN,
+    )
+    if not custom:
+        metrics["actor/pg_loss"] = Metric(value=parts.rl.detach(), aggregation=SUM)
+    metrics[M.LOSS_RL] = Metric(value=parts.rl.detach(), aggregation=SUM)
+    metrics[M.LOSS_SFT] = Metric(value=parts.sft.detach(), aggregation=SUM)
+    metrics[M.LOSS_OFF] = Metric(value=parts.off.detach(), aggregation=SUM)
+    return metrics

@@ -1,8 +1,11 @@
 """DataProto surgery: turn a rollout batch and a ``RebuildPlan`` into the batch that gets trained.
 
-Demonstration rows reuse their group's already templated, left-padded ``prompts`` tensor, so the
-prompt tokens are exactly those the policy saw; pad rows are copies with no loss tokens and a
-singleton ``uid`` (zero GRPO advantage), never duplicates that carry loss.
+Every row leaves with three weights (``hpt_rl_weight``, ``hpt_sft_weight``, ``hpt_off_weight``) and a
+``prefix_mask``. Demonstration rows reuse their group's already templated, left-padded ``prompts``
+tensor, so the prompt tokens are exactly those the policy saw; a demonstration whose advantage is
+used (off-policy RL, mixed groups) gets ``demo_reward`` at its last token and, in a mixed group,
+its group's ``uid``. Pad rows are copies with no loss tokens, zero weights and a singleton ``uid``
+(zero GRPO advantage), never duplicates that carry loss.
 """
 
 import verl  # noqa: F401  (first: lets verl load hpt's plugin before the imports below)
@@ -15,7 +18,8 @@ from tensordict import TensorDict
 from verl import DataProto
 from verl.utils.model import compute_position_id_with_mask
 
-from hpt.core.plan import RebuildPlan
+from hpt.core.plan import DemoRow, RebuildPlan
+from hpt.trainer.engine import WEIGHT_KEYS
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,15 @@ class Demonstration:
 
     token_ids: tuple[int, ...]
     truncated: bool
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """How demonstration rows are stamped: ``scale`` (this step's lambda) multiplies their weights."""
+
+    pad_token_id: int
+    scale: float = 1.0
+    reward: float = 1.0
 
 
 def tokenize_demonstration(tokenizer, text: str, max_tokens: int) -> Demonstration:
@@ -49,11 +62,21 @@ def _fresh_uids(count: int, prefix: str) -> np.ndarray:
     return np.array([f"{prefix}-{uuid.uuid4().hex}" for _ in range(count)], dtype=object)
 
 
-def _demo_rows(batch: DataProto, sources: list[int], demos: list[Demonstration], pad_id: int) -> DataProto:
-    """One row per demonstration: prompt of the source row, response = demonstration tokens."""
-    source = batch[sources]
-    rows, width = len(sources), source.batch["responses"].shape[-1]
-    responses = torch.full((rows, width), pad_id, dtype=source.batch["responses"].dtype)
+def stamp_weights(batch: DataProto, rl: torch.Tensor, sft: torch.Tensor, off: torch.Tensor) -> None:
+    """Attach the three per-row loss weights (float32, one value per row)."""
+    for key, values in zip(WEIGHT_KEYS, (rl, sft, off), strict=True):
+        batch.batch[key] = values.to(torch.float32).reshape(len(batch))
+
+
+def demonstration_rows(
+    source: DataProto, demos: list[Demonstration], pad_token_id: int, uids: np.ndarray
+) -> DataProto:
+    """One row per demonstration: the prompt of the matching ``source`` row, response = demonstration.
+
+    Every tensor the rebuilt rows do not define (rewards, log-probs, ...) is zero.
+    """
+    rows, width = len(source), source.batch["responses"].shape[-1]
+    responses = torch.full((rows, width), pad_token_id, dtype=source.batch["responses"].dtype)
     response_mask = torch.zeros((rows, width), dtype=source.batch["response_mask"].dtype)
     for i, demo in enumerate(demos):
         responses[i, : len(demo.token_ids)] = torch.tensor(demo.token_ids)
@@ -72,33 +95,67 @@ def _demo_rows(batch: DataProto, sources: list[int], demos: list[Demonstration],
     }
     tensors = {key: built.get(key, torch.zeros_like(value)) for key, value in source.batch.items()}
     non_tensors = {key: value.copy() for key, value in source.non_tensor_batch.items()}
-    non_tensors["uid"] = _fresh_uids(rows, "demo")
+    non_tensors["uid"] = uids
     return DataProto(
-        batch=TensorDict(tensors, batch_size=[rows]), non_tensor_batch=non_tensors, meta_info=batch.meta_info
+        batch=TensorDict(tensors, batch_size=[rows]), non_tensor_batch=non_tensors, meta_info=source.meta_info
     )
 
 
+def _planned_demo_rows(
+    batch: DataProto, planned: tuple[DemoRow, ...], demos: list[Demonstration], options: DemoOptions
+) -> DataProto:
+    source = batch[[d.source_row for d in planned]]
+    fresh = _fresh_uids(len(planned), "demo")
+    uids = np.array(
+        [source.non_tensor_batch["uid"][i] if d.in_group else fresh[i] for i, d in enumerate(planned)], dtype=object
+    )
+    rows = demonstration_rows(source, demos, options.pad_token_id, uids)
+    scored = torch.tensor([d.in_group or d.off_weight > 0 for d in planned])
+    if "rm_scores" in rows.batch.keys() and scored.any():
+        last = (rows.batch["response_mask"].sum(-1) - 1).clamp(min=0)
+        index = torch.arange(len(rows))[scored]
+        rows.batch["rm_scores"][index, last[scored]] = options.reward
+    stamp_weights(
+        rows,
+        torch.zeros(len(rows)),
+        torch.tensor([d.sft_weight for d in planned]) * options.scale,
+        torch.tensor([d.off_weight for d in planned]) * options.scale,
+    )
+    return rows
+
+
 def _pad_rows(batch: DataProto, count: int) -> DataProto:
-    """Zero-loss filler rows (copies of row 0 with every loss and reward mask cleared)."""
+    """Zero-loss filler rows (copies of row 0 with every loss, weight and reward cleared)."""
     filler = batch[[0] * count]
-    for key in ("response_mask", "prefix_mask", "rm_scores"):
+    for key in ("response_mask", "prefix_mask", "rm_scores", *WEIGHT_KEYS):
         filler.batch[key] = torch.zeros_like(filler.batch[key])
     filler.non_tensor_batch["uid"] = _fresh_uids(count, "pad")
     return filler
 
 
 def apply_plan(
-    batch: DataProto, plan: RebuildPlan, demos: list[Demonstration], pad_id: int
+    batch: DataProto,
+    plan: RebuildPlan,
+    demos: list[Demonstration],
+    options: DemoOptions,
+    stream: DataProto | None = None,
 ) -> DataProto:
-    """Build the trained batch: kept rollouts, then demonstration rows, then pad rows."""
-    if len(demos) != len(plan.demo_source_rows):
-        raise ValueError(f"{len(plan.demo_source_rows)} demonstration rows planned, {len(demos)} given")
+    """Build the trained batch: kept rollouts, demonstration rows, SFT-stream rows, then pad rows."""
+    if len(demos) != len(plan.demos):
+        raise ValueError(f"{len(plan.demos)} demonstration rows planned, {len(demos)} given")
+    if plan.stream_rows != (0 if stream is None else len(stream)):
+        raise ValueError(f"{plan.stream_rows} SFT-stream rows planned, {0 if stream is None else len(stream)} given")
     batch.batch["prefix_mask"] = torch.zeros_like(batch.batch["response_mask"], dtype=torch.bool)
     parts = []
     if plan.keep_rows:
-        parts.append(batch[list(plan.keep_rows)])
-    if plan.demo_source_rows:
-        parts.append(_demo_rows(batch, list(plan.demo_source_rows), demos, pad_id))
+        kept = batch[list(plan.keep_rows)]
+        zeros = torch.zeros(len(kept))
+        stamp_weights(kept, torch.tensor(plan.keep_weights), zeros, zeros)
+        parts.append(kept)
+    if plan.demos:
+        parts.append(_planned_demo_rows(batch, plan.demos, demos, options))
+    if stream is not None:
+        parts.append(stream)
     rebuilt = DataProto.concat(parts)
     if plan.num_pad:
         rebuilt = DataProto.concat([rebuilt, _pad_rows(rebuilt, plan.num_pad)])

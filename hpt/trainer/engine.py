@@ -2,7 +2,7 @@
 
 verl's engine sums ``loss_mask`` over the mini-batch and all DP ranks (``batch_num_tokens``) before
 splitting it into micro-batches; the loss only ever sees a micro-batch. The hybrid loss needs the
-same kind of global count *per term* (on-policy tokens, demonstration tokens, and their rows), so
+same kind of global count *per term* (on-policy, SFT and off-policy tokens, and their rows), so
 this subclass computes them at the same point, with one all-reduce, and attaches them to the
 mini-batch as non-tensor data that every micro-batch inherits. Without ``prefix_mask`` in the batch
 (plain verl runs) it behaves exactly like verl's engine.
@@ -16,9 +16,15 @@ from verl.utils.device import get_device_id
 from verl.workers.engine.base import EngineRegistry
 from verl.workers.engine.fsdp.transformer_impl import FSDPEngineWithLMHead
 
-from hpt.core.loss import token_counts
+from hpt.core.loss import COUNT_NAMES, term_counts, term_masks
 
-COUNT_KEYS = ("hpt_on_tokens", "hpt_off_tokens", "hpt_on_rows", "hpt_off_rows")
+COUNT_KEYS = tuple(f"hpt_{name}" for name in COUNT_NAMES)
+WEIGHT_KEYS = ("hpt_rl_weight", "hpt_sft_weight", "hpt_off_weight")  # per-row weights stamped by the trainer
+
+
+def batch_term_masks(data: TensorDict):
+    """The hybrid loss's token masks of a padded batch that carries ``prefix_mask`` and the row weights."""
+    return term_masks(data["response_mask"], data["prefix_mask"], *(data[key] for key in WEIGHT_KEYS))
 
 
 class HPTFSDPEngineWithLMHead(FSDPEngineWithLMHead):
@@ -26,7 +32,7 @@ class HPTFSDPEngineWithLMHead(FSDPEngineWithLMHead):
 
     def forward_backward_batch(self, data: TensorDict, loss_function, forward_only=False):
         if not forward_only and "prefix_mask" in data.keys():
-            counts = token_counts(data["response_mask"], data["prefix_mask"]).to(get_device_id())
+            counts = term_counts(batch_term_masks(data)).to(get_device_id())
             torch.distributed.all_reduce(
                 counts, op=torch.distributed.ReduceOp.SUM, group=self.get_data_parallel_group()
             )

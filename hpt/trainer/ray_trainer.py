@@ -1,10 +1,11 @@
 """HPTRayTrainer: verl's legacy Ray PPO trainer with the HPT rebuild and the hybrid whole-loss.
 
-It extends verl at two seams and never copies ``fit``:
+It extends verl at seams and never copies ``fit``:
 - ``_balance_batch`` runs after generation and reward and before old log-probs, reference
   log-probs and advantages: exactly where HPT gates each prompt group and rebuilds the batch;
 - ``init_workers`` installs the hybrid loss with ``set_loss_fn`` (``init_model`` would overwrite
-  anything installed earlier).
+  anything installed earlier);
+- ``_update_actor`` passes the step to the loss and un-prefixes hpt's and custom losses' metrics.
 """
 
 import verl  # noqa: F401  (first: lets verl load hpt's plugin before the imports below)
@@ -21,20 +22,27 @@ from hpt import metrics as M
 from hpt.config.schema import HPTSettings
 from hpt.core.gates import build_gate
 from hpt.core.groups import count_successes
-from hpt.core.plan import plan_rebuild
+from hpt.core.plan import RebuildPlan, plan_rebuild
 from hpt.trainer.actor_loss import hpt_actor_loss
-from hpt.trainer.batch import Demonstration, apply_plan, demonstration_target, group_index, tokenize_demonstration
+from hpt.trainer.batch import (
+    DemoOptions,
+    apply_plan,
+    demonstration_target,
+    group_index,
+    tokenize_demonstration,
+)
 
 logger = logging.getLogger(__name__)
 
 
 class HPTRayTrainer(RayPPOTrainer):
-    """Per-prompt SFT/RL gating on top of verl's trainer (``trainer.use_v1=false``)."""
+    """Per-prompt gating between SFT, off-policy RL and GRPO on top of verl's trainer (``use_v1=false``)."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, sft_stream=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.hpt = HPTSettings.from_trainer_config(self.config.trainer)
         self._gate = build_gate(self.hpt.unify_strategy)
+        self._sft_stream = sft_stream
         self._warned_truncation = False
 
     def init_workers(self):
@@ -48,12 +56,10 @@ class HPTRayTrainer(RayPPOTrainer):
         return super()._balance_batch(batch, metrics, logging_prefix=logging_prefix, keep_minibatch=keep_minibatch)
 
     def _update_actor(self, batch: DataProto) -> DataProto:
+        batch.meta_info.update(hpt_global_step=self.global_steps, hpt_total_steps=self.total_training_steps)
         output = super()._update_actor(batch)
-        # verl prefixes worker metrics with "actor/"; hpt's keys keep their own namespace.
-        worker_metrics = output.meta_info["metrics"]
         output.meta_info["metrics"] = {
-            key.removeprefix("actor/") if key.startswith("actor/hpt/") else key: value
-            for key, value in worker_metrics.items()
+            _logged_name(key): value for key, value in output.meta_info["metrics"].items()
         }
         return output
 
@@ -63,40 +69,46 @@ class HPTRayTrainer(RayPPOTrainer):
         mini_batch_rows = actor.ppo_mini_batch_size * self.config.actor_rollout_ref.rollout.n
         return math.lcm(self._get_dp_size(self.actor_rollout_wg, "actor"), mini_batch_rows)
 
+    def _progress(self) -> float:
+        return min(max((self.global_steps - 1) / max(self.total_training_steps - 1, 1), 0.0), 1.0)
+
     def _rebuild(self, batch: DataProto, metrics: dict) -> DataProto:
-        """Gate every prompt group, then replace SFT groups' rollouts with their demonstration."""
+        """Gate every prompt group, then rebuild the batch with the planned rows and weights."""
         scores_B = batch.batch["rm_scores"].sum(-1)
         groups = count_successes(scores_B, group_index(batch.non_tensor_batch["uid"]), self.hpt.success_threshold)
         extra_info = batch.non_tensor_batch["extra_info"]
         targets = [demonstration_target(extra_info[g.rows[0]]) for g in groups]
+        pass_rate = float((scores_B > self.hpt.success_threshold).float().mean())
+        scale = self.hpt.schedule(self._progress(), pass_rate)
+        budget = batch.batch["responses"].shape[-1]
+        stream, stream_truncated = (None, 0)
+        if self._sft_stream is not None:
+            stream, stream_truncated = self._sft_stream.rows(batch, self.tokenizer, scale)
         plan = plan_rebuild(
-            groups, [t is not None for t in targets], self._gate, self.hpt.gate, self._row_multiple()
+            groups,
+            [t is not None for t in targets],
+            self._gate,
+            self.hpt.gate,
+            self._row_multiple(),
+            stream_rows=0 if stream is None else len(stream),
         )
-        demos = self._demonstrations(batch, plan.demo_source_rows)
-        rebuilt = apply_plan(batch, plan, demos, self.tokenizer.pad_token_id)
-        n_groups = len(groups)
+        target_of_row = {g.rows[0]: target for g, target in zip(groups, targets, strict=True)}
+        demos = [tokenize_demonstration(self.tokenizer, target_of_row[d.source_row], budget) for d in plan.demos]
+        options = DemoOptions(self.tokenizer.pad_token_id, scale=scale, reward=self.hpt.demo_reward)
+        rebuilt = apply_plan(batch, plan, demos, options, stream)
+        truncated = sum(d.truncated for d in demos) + stream_truncated
+        self._warn_truncation(truncated, budget)
+        metrics.update(_gate_metrics(plan, groups, rebuilt, scale, pass_rate))
         metrics.update(
             {
-                M.GATE_SFT_FRAC: plan.sft_groups / n_groups,
-                M.GATE_RL_FRAC: plan.rl_groups / n_groups,
-                M.GATE_MISSING_DEMO: plan.missing_demo_groups,
-                M.BATCH_DEMO_ROWS: len(plan.demo_source_rows),
-                M.BATCH_PAD_ROWS: plan.num_pad,
-                M.BATCH_ROWS: len(rebuilt),
-                M.BATCH_DEMO_TRUNCATED: sum(d.truncated for d in demos),
+                M.BATCH_DEMO_TRUNCATED: truncated,
+                M.BATCH_SFT_STREAM_ROWS: plan.stream_rows,
                 M.REWARD_MEAN: float(scores_B.mean()),
             }
         )
         return rebuilt
 
-    def _demonstrations(self, batch: DataProto, source_rows: tuple[int, ...]) -> list[Demonstration]:
-        budget = batch.batch["responses"].shape[-1]
-        extra_info = batch.non_tensor_batch["extra_info"]
-        demos = [
-            tokenize_demonstration(self.tokenizer, demonstration_target(extra_info[row]), budget)
-            for row in source_rows
-        ]
-        truncated = int(np.sum([d.truncated for d in demos]))
+    def _warn_truncation(self, truncated: int, budget: int) -> None:
         if truncated and not self._warned_truncation:
             logger.warning(
                 "%d demonstration(s) are longer than the response budget of %d tokens and were truncated "
@@ -107,4 +119,32 @@ class HPTRayTrainer(RayPPOTrainer):
                 M.BATCH_DEMO_TRUNCATED,
             )
             self._warned_truncation = True
-        return demos
+
+
+def _logged_name(key: str) -> str:
+    """verl prefixes worker metrics with ``actor/``; hpt's keys and a custom loss's own keep their names."""
+    name = key.removeprefix("actor/")
+    if name.startswith(M.CUSTOM_PREFIX):
+        return name.removeprefix(M.CUSTOM_PREFIX)
+    return name if name.startswith("hpt/") else key
+
+
+def _gate_metrics(plan: RebuildPlan, groups, rebuilt: DataProto, scale: float, pass_rate: float) -> dict:
+    """Mode fractions, success histogram, lambda and row counts of one rebuild."""
+    metrics = {key: plan.fraction(mode) for mode, key in M.GATE_FRAC.items()}
+    sizes = {g.size for g in groups}
+    histogram = np.bincount([g.successes for g in groups], minlength=max(sizes) + 1) / len(groups)
+    metrics.update({M.GATE_SUCCESS_HIST.format(k=k): float(v) for k, v in enumerate(histogram)})
+    demo_mask = rebuilt.batch["prefix_mask"] & rebuilt.batch["response_mask"].bool()
+    metrics.update(
+        {
+            M.GATE_MISSING_DEMO: plan.missing_demo_groups,
+            M.GATE_LAMBDA: scale,
+            M.GATE_PASS_RATE: pass_rate,
+            M.BATCH_DEMO_ROWS: len(plan.demos),
+            M.BATCH_DEMO_TOKENS: int(demo_mask.sum()),
+            M.BATCH_PAD_ROWS: plan.num_pad,
+            M.BATCH_ROWS: len(rebuilt),
+        }
+    )
+    return metrics
