@@ -65,7 +65,8 @@ def global_token_mean(
     An empty term (``global_count == 0``) gives an exact zero that still carries a gradient
     graph, instead of the NaN a per-micro-batch mean would produce.
     """
-    local_sum = (values_B_T * mask_B_T.to(values_B_T.dtype)).sum()
+    # where(), not a product: an inf/NaN at a masked-out position must not poison the sum.
+    local_sum = torch.where(mask_B_T.bool(), values_B_T, torch.zeros_like(values_B_T)).sum()
     return local_sum * (dp_size / max(float(global_count), 1.0))
 
 

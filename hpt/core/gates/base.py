@@ -40,7 +40,7 @@ class Route:
 
     def __post_init__(self) -> None:
         weights = (self.rollout_weight, self.sft_weight, self.off_weight)
-        if min(weights) < 0:
+        if not all(w >= 0 for w in weights):  # also rejects NaN
             raise ValueError(f"route weights must be >= 0, got {weights}")
 
     @property

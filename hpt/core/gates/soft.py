@@ -42,7 +42,7 @@ def validate_soft_table(table: Sequence[Sequence[float]], group_size: int) -> No
             f"count runs 0..{group_size}: give {group_size + 1} rows of [rollout_weight, off_weight, sft_weight]"
         )
     for k, row in enumerate(table):
-        if len(row) != 3 or min(row) < 0:
+        if len(row) != 3 or not all(w >= 0 for w in row):  # also rejects NaN
             raise ValueError(f"trainer.soft_table row {k} must be three weights >= 0, got {list(row)}")
 
 
