@@ -9,9 +9,10 @@ from hpt.core.gates import GateConfig, build_gate
 from hpt.core.groups import count_successes
 from hpt.core.plan import plan_rebuild
 from hpt.data.tiny_model import build_tokenizer
-from hpt.trainer.batch import apply_plan, demonstration_target, group_index, tokenize_demonstration
+from hpt.trainer.batch import DemoOptions, apply_plan, demonstration_target, group_index, tokenize_demonstration
 
 PROMPT_LEN, RESPONSE_LEN, N = 5, 8, 2
+SWITCH_AT_0 = GateConfig(0)
 
 
 @pytest.fixture(scope="module")
@@ -44,14 +45,15 @@ def _rollout_batch(successes: list[int], targets: list[str | None]) -> DataProto
     return batch
 
 
-def _rebuild(batch: DataProto, tokenizer, multiple: int):
+def _rebuild(batch: DataProto, tokenizer, multiple: int, gate: str = "switch", config=SWITCH_AT_0, scale=1.0):
     groups = count_successes(batch.batch["rm_scores"].sum(-1), group_index(batch.non_tensor_batch["uid"]))
     infos = batch.non_tensor_batch["extra_info"]
     has_demo = [demonstration_target(infos[g.rows[0]]) is not None for g in groups]
-    plan = plan_rebuild(groups, has_demo, build_gate("switch"), GateConfig(0), multiple)
+    plan = plan_rebuild(groups, has_demo, build_gate(gate), config, multiple)
     demos = [tokenize_demonstration(tokenizer, demonstration_target(infos[r]), RESPONSE_LEN)
              for r in plan.demo_source_rows]
-    return plan, demos, apply_plan(batch, plan, demos, tokenizer.pad_token_id)
+    options = DemoOptions(tokenizer.pad_token_id, scale=scale, reward=1.0)
+    return plan, demos, apply_plan(batch, plan, demos, options)
 
 
 def test_group_index_follows_first_appearance():
@@ -91,6 +93,9 @@ def test_failed_group_becomes_one_demo_row_with_its_prompt(tokenizer):
     pads = rebuilt[[5, 6, 7]]
     assert pads.batch["response_mask"].sum() == 0 and pads.batch["prefix_mask"].sum() == 0
     assert pads.batch["rm_scores"].sum() == 0
+    assert demo.batch["rm_scores"].sum() == 0  # an SFT demonstration's advantage is unused: no reward
+    weights = [rebuilt.batch[k].tolist() for k in ("hpt_rl_weight", "hpt_sft_weight", "hpt_off_weight")]
+    assert weights == [[1.0] * 4 + [0.0] * 4, [0.0] * 4 + [1.0] + [0.0] * 3, [0.0] * 8]
     uids = rebuilt.non_tensor_batch["uid"]
     assert len(set(uids[4:])) == 4 and not set(uids[4:]) & set(uids[:4])  # singleton groups: zero advantage
 
@@ -104,3 +109,27 @@ def test_every_loss_row_appears_exactly_once(tokenizer):
     assert int(loss_rows.sum()) == len(plan.keep_rows) + len(plan.demo_source_rows)
     kept = rebuilt.batch["responses"][: len(plan.keep_rows)]
     assert torch.equal(kept, responses[list(plan.keep_rows)])
+
+
+def test_luffy_demo_joins_its_group_with_the_demo_reward(tokenizer):
+    batch = _rollout_batch([0, 1], ["1+1=2#2", "2+2=4#4"])
+    plan, demos, rebuilt = _rebuild(batch, tokenizer, multiple=1, gate="luffy", scale=0.5)
+    assert len(rebuilt) == 6  # 2 groups x (2 rollouts + 1 demo)
+    uids = rebuilt.non_tensor_batch["uid"]
+    assert list(uids[4:]) == ["q0", "q1"]  # advantage over the mixed group
+    scores = rebuilt.batch["rm_scores"][4:]
+    last = [len(d.token_ids) - 1 for d in demos]
+    assert scores.sum(-1).tolist() == [1.0, 1.0] and [int(s.nonzero()[0, 0]) for s in scores] == last
+    assert rebuilt.batch["hpt_off_weight"].tolist() == [0.0] * 4 + [0.5, 0.5]  # weight x lambda
+    assert rebuilt.batch["hpt_rl_weight"].tolist() == [1.0] * 4 + [0.0, 0.0]
+
+
+def test_off_band_demo_is_its_own_group_scored_as_success(tokenizer):
+    batch = _rollout_batch([1, 2], ["1+1=2#2", "2+2=4#4"])
+    plan, _, rebuilt = _rebuild(batch, tokenizer, multiple=1, config=GateConfig(switch_gate=0, switch_gate_off=1))
+    assert len(rebuilt) == 3  # group 0 (1 success) -> off-policy demo; group 1 kept
+    demo_uid = rebuilt.non_tensor_batch["uid"][2]
+    assert demo_uid.startswith("demo-")
+    assert rebuilt.batch["rm_scores"][2].sum() == 1.0
+    assert rebuilt.batch["hpt_off_weight"].tolist() == [0.0, 0.0, 1.0]
+    assert rebuilt.batch["hpt_sft_weight"].tolist() == [0.0, 0.0, 0.0]
