@@ -47,9 +47,31 @@ def _check_hpt_keys(config: DictConfig) -> None:
             "trainer.balance_batch=false disables the hook where HPT rebuilds the batch; set it to true"
         )
     try:
-        HPTSettings.from_trainer_config(config.trainer)
-    except ValueError as exc:
+        settings = HPTSettings.from_trainer_config(config.trainer)
+        if settings.gate.soft_table is not None:
+            from hpt.core.gates.soft import validate_soft_table
+
+            validate_soft_table(settings.gate.soft_table, int(config.actor_rollout_ref.rollout.n))
+        _check_actor_keys(config)
+    except (ValueError, FileNotFoundError) as exc:
         raise ConfigError(str(exc)) from exc
+
+
+def _check_actor_keys(config: DictConfig) -> None:
+    """Build the actor's typed config now, so a bad loss name or coefficient fails before Ray starts."""
+    from verl.utils.config import omega_conf_to_dataclass
+
+    from hpt.trainer.custom_contract import CUSTOM_LOSS_MODE, load_custom_loss
+
+    from hydra.errors import InstantiationException
+
+    try:
+        actor = omega_conf_to_dataclass(config.actor_rollout_ref.actor)
+    except InstantiationException as exc:  # Hydra wraps the dataclass's own message
+        cause = exc.__cause__ if exc.__cause__ is not None else exc
+        raise ValueError(str(cause)) from exc
+    if actor.policy_loss.get("loss_mode", "vanilla") == CUSTOM_LOSS_MODE:
+        load_custom_loss(actor.custom_loss_path)
 
 
 def run(config: DictConfig) -> None:

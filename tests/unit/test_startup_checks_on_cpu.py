@@ -42,3 +42,30 @@ def test_both_configs_accept_the_documented_overrides():
                       "actor_rollout_ref.actor.sft_loss_coef=0.5")
         assert cfg.trainer.unify_strategy == "no"
         assert cfg.actor_rollout_ref.actor.sft_loss_coef == 0.5
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("trainer.unify_strategy=nope", "luffy"),  # lists the registered gates
+        ("trainer.lambda_schedule.name=nope", "warmup_cosine"),
+        ("actor_rollout_ref.actor.offline_loss_type=nope", "chord"),
+        ("actor_rollout_ref.actor.off_policy_loss_type=nope", "importance"),
+        ("actor_rollout_ref.actor.off_policy_reshape=p_div_q", "p_div_p_"),
+        ("actor_rollout_ref.actor.sft_loss_coef=-1", "sft_loss_coef"),
+        ("trainer.switch_gate_off=-1", "switch_gate_off"),
+        ("trainer.soft_table=[[1,0,0]]", "5 rows"),  # the CPU overlay samples n=4
+        ("trainer.lambda_schedule.warmup=1.5", "warmup"),
+        ("actor_rollout_ref.actor.policy_loss.loss_mode=custom", "custom_loss_path"),
+        ("actor_rollout_ref.actor.offline_loss_type=srft", "calculate_entropy"),
+    ],
+)
+def test_bad_hybrid_settings_fail_before_any_compute(override, expected):
+    with pytest.raises(ConfigError, match=expected):
+        run(_config(CPU_OVERLAY, override))
+
+
+def test_custom_loss_file_must_exist():
+    with pytest.raises(ConfigError, match="does not exist"):
+        run(_config(CPU_OVERLAY, "actor_rollout_ref.actor.policy_loss.loss_mode=custom",
+                    "actor_rollout_ref.actor.custom_loss_path=/nonexistent/loss.py"))
