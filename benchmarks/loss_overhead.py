@@ -1,0 +1,112 @@
+"""Cost of hpt's hybrid loss against verl's vanilla policy loss on the same tensors (target <= 1.3x).
+
+Both losses run forward + backward on one micro-batch shaped like verl's actor update (no-padding
+log-probs, padded masks), with the same rows: a quarter of them are demonstrations. verl's
+``ppo_loss`` trains every row with the clipped surrogate; hpt's loss splits the rows into the RL
+term and the SFT / off-policy terms with their weights. The time of the model forward/backward is
+not included (it is the same for both), so this is the loss's own overhead: an upper bound on what
+hpt adds to an update. Usage: ``python benchmarks/loss_overhead.py [--rows 64 --length 1024]``.
+"""
+
+import verl  # noqa: F401  (first: lets verl load hpt's plugin before the imports below)
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+import torch
+from hydra import compose, initialize_config_module
+from verl import DataProto
+from verl.utils import tensordict_utils as tu
+from verl.utils.config import omega_conf_to_dataclass
+from verl.workers.utils.losses import ppo_loss
+from verl.workers.utils.padding import left_right_2_no_padding
+
+from hpt.core.loss import term_counts, term_masks
+from hpt.trainer.actor_loss import hpt_actor_loss
+from hpt.trainer.engine import COUNT_KEYS
+
+TARGET_RATIO = 1.3
+PROMPT_LEN = 16
+
+
+def actor_config(*overrides: str):
+    with initialize_config_module("hpt.config", version_base=None):
+        cfg = compose("hpt_trainer", overrides=["actor_rollout_ref.actor.ppo_mini_batch_size=1",
+                                                  "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=1", *overrides])
+    return omega_conf_to_dataclass(cfg.actor_rollout_ref.actor)
+
+
+def micro_batch(rows: int, length: int, demo_term: str = "sft", seed: int = 0):
+    """A padded batch with a quarter demonstration rows (trained by ``demo_term``: sft or off), in verl's
+    no-padding layout, plus flat log-probs."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(length // 2, length + 1, (rows,), generator=g)
+    response_mask = (torch.arange(length)[None] < lengths[:, None]).long()
+    prompts = torch.randint(3, 100, (rows, PROMPT_LEN), generator=g)
+    attention = torch.cat([torch.ones_like(prompts), response_mask], 1)
+    is_demo = torch.arange(rows) % 4 == 0
+    prefix = response_mask.bool() & is_demo[:, None]
+    weights = {"hpt_rl_weight": (~is_demo).float(), "hpt_sft_weight": is_demo.float() * (demo_term == "sft"),
+               "hpt_off_weight": is_demo.float() * (demo_term == "off")}
+    batch = DataProto.from_single_dict({
+        "prompts": prompts, "responses": torch.randint(3, 100, (rows, length), generator=g),
+        "input_ids": torch.cat([prompts, torch.randint(3, 100, (rows, length), generator=g)], 1),
+        "attention_mask": attention, "position_ids": (attention.cumsum(1) - 1).clamp(min=0),
+        "response_mask": response_mask, "prefix_mask": prefix,
+        "old_log_probs": -torch.rand(rows, length, generator=g),
+        "advantages": torch.randn(rows, 1, generator=g).expand(rows, length).contiguous(), **weights,
+    })
+    td = left_right_2_no_padding(batch.to_tensordict())
+    counts = term_counts(term_masks(response_mask, prefix, *weights.values())).tolist()
+    tu.assign_non_tensor(td, dp_size=1, global_batch_size=rows, batch_num_tokens=int(response_mask.sum()),
+                         **{key: int(v) for key, v in zip(COUNT_KEYS, counts, strict=True)})
+    total = attention.sum(1)
+    offsets = torch.cat([torch.zeros(1, dtype=torch.long), total.cumsum(0)])
+    flat = -torch.rand(int(total.sum()), generator=g)
+    return td, flat, offsets
+
+
+def time_loss(loss_fn, config, td, flat, offsets, repeats: int) -> float:
+    """Median seconds of forward + backward of ``loss_fn`` over ``repeats`` runs (after one warm-up)."""
+    samples = []
+    for i in range(repeats + 1):
+        leaf = flat.clone().requires_grad_()
+        log_probs = torch.nested.nested_tensor_from_jagged(leaf, offsets=offsets)
+        start = time.perf_counter()
+        loss, _ = loss_fn(config, {"log_probs": log_probs}, td)
+        loss.backward()
+        if i:
+            samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=64)
+    parser.add_argument("--length", type=int, default=1024)
+    parser.add_argument("--repeats", type=int, default=30)
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    td, flat, offsets = micro_batch(args.rows, args.length)
+    config = actor_config()
+    vanilla = time_loss(ppo_loss, config, td, flat, offsets, args.repeats)
+    hybrid = time_loss(hpt_actor_loss, config, td, flat, offsets, args.repeats)
+    off_td, off_flat, off_offsets = micro_batch(args.rows, args.length, demo_term="off")
+    shaped = time_loss(hpt_actor_loss, config, off_td, off_flat, off_offsets, args.repeats)
+    result = {
+        "benchmark": "loss_overhead", "rows": args.rows, "response_length": args.length, "repeats": args.repeats,
+        "median_s": {"verl_vanilla": vanilla, "hpt_rl_plus_nll": hybrid, "hpt_rl_plus_shaped": shaped},
+        "ratio_rl_plus_nll_over_vanilla": hybrid / vanilla, "ratio_rl_plus_shaped_over_vanilla": shaped / vanilla,
+        "target_ratio": TARGET_RATIO,
+        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+                    "torch_threads": torch.get_num_threads(), "python": platform.python_version()},
+    }
+    print(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
