@@ -24,7 +24,7 @@ from verl.workers.utils.padding import no_padding_2_padding
 from hpt import metrics as M
 from hpt.core.loss import HybridLossParts, TermMasks, term_masks
 from hpt.core.offpolicy import OffPolicyInputs, build_off_policy_loss
-from hpt.trainer.custom_contract import CUSTOM_LOSS_MODE, load_custom_loss
+from hpt.trainer.custom_contract import CUSTOM_LOSS_MODE, HYBRID_KEYS, load_custom_loss
 from hpt.trainer.engine import COUNT_KEYS, WEIGHT_KEYS
 
 SUM = AggregationType.SUM  # each micro-batch holds a partial sum of a global mean
@@ -57,18 +57,21 @@ def _demo_term(config, name: str, log_prob, inputs, weight_B, mask, counts, term
 def _rl_term(config, batch, log_prob, masks: TermMasks, extra: dict):
     """verl's registered policy loss on rollout tokens; ``extra`` joins ``global_batch_info`` (custom)."""
     mode = config.policy_loss.get("loss_mode", "vanilla")
-    if mode == CUSTOM_LOSS_MODE:
-        load_custom_loss(config.custom_loss_path)
+    loss_fn = load_custom_loss(config.custom_loss_path) if mode == CUSTOM_LOSS_MODE else get_policy_loss_fn(mode)
     config.global_batch_info.update(extra)
-    return get_policy_loss_fn(mode)(
-        old_log_prob=batch["old_log_probs"],
-        log_prob=log_prob,
-        advantages=batch["advantages"] * batch["hpt_rl_weight"].to(batch["advantages"].dtype)[:, None],
-        response_mask=masks.on,
-        loss_agg_mode=config.loss_agg_mode,
-        config=config,
-        rollout_is_weights=batch.get("rollout_is_weights", None),
-    )
+    try:
+        return loss_fn(
+            old_log_prob=batch["old_log_probs"],
+            log_prob=log_prob,
+            advantages=batch["advantages"] * batch["hpt_rl_weight"].to(batch["advantages"].dtype)[:, None],
+            response_mask=masks.on,
+            loss_agg_mode=config.loss_agg_mode,
+            config=config,
+            rollout_is_weights=batch.get("rollout_is_weights", None),
+        )
+    finally:  # do not keep this micro-batch's tensors (and their graphs) alive in the config
+        for key in HYBRID_KEYS:
+            config.global_batch_info.pop(key, None)
 
 
 def hpt_actor_loss(config, model_output, data: TensorDict, dp_group=None):

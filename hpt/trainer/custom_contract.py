@@ -46,8 +46,12 @@ class GlobalBatchInfo(dict):
 
 
 @cache
-def load_custom_loss(path: str) -> None:
-    """Import the user's loss file once per process, so its ``register_policy_loss("custom")`` runs."""
+def load_custom_loss(path: str):
+    """Import the user's loss file once per process and return the function it registered as ``custom``.
+
+    The function is taken from what *this* file registered (verl's registry holds one ``custom``
+    entry, and an earlier file's entry must not be mistaken for this one's).
+    """
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(
@@ -58,9 +62,16 @@ def load_custom_loss(path: str) -> None:
     spec = importlib.util.spec_from_file_location(name, file)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
-    if CUSTOM_LOSS_MODE not in POLICY_LOSS_REGISTRY:
+    previous = POLICY_LOSS_REGISTRY.pop(CUSTOM_LOSS_MODE, None)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        registered = POLICY_LOSS_REGISTRY.get(CUSTOM_LOSS_MODE)
+        if registered is None and previous is not None:
+            POLICY_LOSS_REGISTRY[CUSTOM_LOSS_MODE] = previous
+    if registered is None:
         raise ValueError(
             f"{path} did not register a policy loss named {CUSTOM_LOSS_MODE!r}; decorate compute_custom_policy_loss "
             f'with @register_policy_loss("{CUSTOM_LOSS_MODE}") from verl.trainer.ppo.core_algos'
         )
+    return registered
