@@ -6,6 +6,7 @@ CPU: ``python -m hpt.main --config-name hpt_trainer_cpu ...`` (HF rollout, gloo,
 
 import logging
 import os
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -53,8 +54,18 @@ def _check_hpt_keys(config: DictConfig) -> None:
 
             validate_soft_table(settings.gate.soft_table, int(config.actor_rollout_ref.rollout.n))
         _check_actor_keys(config)
+        _check_sft_stream(config)
     except (ValueError, FileNotFoundError) as exc:
         raise ConfigError(str(exc)) from exc
+
+
+def _check_sft_stream(config: DictConfig) -> None:
+    """A configured separate SFT stream (``data.sft_stream``) needs valid settings and files with rows."""
+    from hpt.trainer.sft_stream import SFTStreamConfig
+
+    stream = SFTStreamConfig.from_data_config(config.data)
+    if stream is not None:
+        stream.check_files()
 
 
 def _check_actor_keys(config: DictConfig) -> None:
@@ -72,6 +83,8 @@ def _check_actor_keys(config: DictConfig) -> None:
         raise ValueError(str(cause)) from exc
     if actor.policy_loss.get("loss_mode", "vanilla") == CUSTOM_LOSS_MODE:
         load_custom_loss(actor.custom_loss_path)
+        # Ray workers may run in another directory: hand them an absolute path.
+        config.actor_rollout_ref.actor.custom_loss_path = str(Path(actor.custom_loss_path).resolve())
 
 
 def run(config: DictConfig) -> None:

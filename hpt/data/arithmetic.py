@@ -19,6 +19,7 @@ import pandas as pd
 
 DATA_SOURCE = "hpt/arithmetic"
 OPERATORS = "+-"
+SFT_STREAM_SPLIT = "sft_stream"
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,22 @@ def make_splits(
     seen = {question_of(row) for row in train}
     test = make_rows(test_size, seed, "test", max_operand, max_ops, exclude=seen)
     return train, test
+
+
+def make_sft_stream_rows(
+    n: int,
+    seed: int,
+    exclude: Collection[str],
+    max_operand: int = 9,
+    max_ops: int = 3,
+) -> list[dict[str, Any]]:
+    """Rows for a separate SFT stream: demonstrations of questions that are not RL prompts.
+
+    Drawn from their own random stream (split ``sft_stream``), skipping ``exclude`` (the train and
+    test questions) so the stream neither pairs with an RL prompt nor leaks the test set. Same schema
+    as the RL rows, with the demonstration in ``extra_info.target``.
+    """
+    return make_rows(n, seed, SFT_STREAM_SPLIT, max_operand, max_ops, exclude=exclude)
 
 
 def write_parquet(rows: list[dict[str, Any]], path: str | os.PathLike[str]) -> None:

@@ -5,8 +5,13 @@ Demo scripts run this on every start, so it is idempotent and cheap when the ass
 half-written asset), records its build settings in ``hpt_build.json``, and is skipped when present
 with the same settings. Present with different settings is an error unless ``--force`` rebuilds it.
 
+With ``--sft-stream-size N`` it also writes ``OUT/sft_stream/sft_stream.parquet``: N demonstrations
+of questions that are neither train nor test prompts, for ``data.sft_stream.train_files`` (a separate
+asset with its own manifest, so adding it never makes an existing ``data/`` stale).
+
     python -m hpt.data.build_tiny --out DIR [--train-size 2000 --test-size 128 --seed 0
-                                             --max-operand 9 --max-ops 3 --warm-start-steps 0 --force]
+                                             --max-operand 9 --max-ops 3 --warm-start-steps 0
+                                             --sft-stream-size 0 --force]
 """
 
 from __future__ import annotations
@@ -63,6 +68,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="also write OUT/model_warm: OUT/model after this many SFT steps on the train demonstrations: a "
         f"partially competent start for end-to-end HPT runs (0 = off; {RECOMMENDED_WARM_START_STEPS} recommended)",
     )
+    parser.add_argument(
+        "--sft-stream-size",
+        type=_non_negative_int,
+        default=0,
+        help="also write OUT/sft_stream/sft_stream.parquet: this many demonstrations of questions outside train "
+        "and test, for data.sft_stream.train_files (0 = off)",
+    )
     parser.add_argument("--force", action="store_true", help="rebuild assets even when present")
     args = parser.parse_args(argv)
     if args.out.exists() and not args.out.is_dir():
@@ -81,22 +93,45 @@ def _write_model(tmp: Path, seed: int) -> str:
 
 
 def _write_data(tmp: Path, params: dict[str, int]) -> str:
-    from hpt.data.arithmetic import make_splits, question_of, write_parquet
-    from hpt.data.tiny_model import MAX_POSITIONS
+    from hpt.data.arithmetic import make_splits, write_parquet
 
     train, test = make_splits(
         params["train_size"], params["test_size"], params["seed"], params["max_operand"], params["max_ops"]
     )
+    longest = _longest_sequence(train + test)
+    write_parquet(train, tmp / "train.parquet")
+    write_parquet(test, tmp / "test.parquet")
+    return f"train {len(train)}, test {len(test)}, longest sequence {longest} tokens"
+
+
+def _longest_sequence(rows: list[dict[str, Any]]) -> int:
+    """Tokens of the longest prompt+demonstration; an error when it does not fit the tiny model."""
+    from hpt.data.arithmetic import question_of
+    from hpt.data.tiny_model import MAX_POSITIONS
+
     # One token per character, plus <bos>, the ':' generation prompt and <eos> (see tiny_model.CHAT_TEMPLATE).
-    longest = max(len(question_of(row)) + len(row["extra_info"]["target"]) + 3 for row in train + test)
+    longest = max(len(question_of(row)) + len(row["extra_info"]["target"]) + 3 for row in rows)
     if longest > MAX_POSITIONS:
         raise ValueError(
             f"the longest prompt+demonstration is {longest} tokens, over the model's {MAX_POSITIONS} "
             "positions; lower --max-operand or --max-ops"
         )
-    write_parquet(train, tmp / "train.parquet")
-    write_parquet(test, tmp / "test.parquet")
-    return f"train {len(train)}, test {len(test)}, longest sequence {longest} tokens"
+    return longest
+
+
+def _write_sft_stream(tmp: Path, params: dict[str, int]) -> str:
+    from hpt.data.arithmetic import make_sft_stream_rows, make_splits, question_of, write_parquet
+
+    train, test = make_splits(
+        params["train_size"], params["test_size"], params["seed"], params["max_operand"], params["max_ops"]
+    )
+    exclude = {question_of(row) for row in train + test}
+    rows = make_sft_stream_rows(
+        params["size"], params["seed"], exclude, params["max_operand"], params["max_ops"]
+    )
+    longest = _longest_sequence(rows)
+    write_parquet(rows, tmp / "sft_stream.parquet")
+    return f"{len(rows)} demonstrations outside train and test, longest sequence {longest} tokens"
 
 
 def ensure_asset(target: Path, params: dict[str, Any], write: Callable[[Path], str], force: bool) -> str:
@@ -136,6 +171,12 @@ def build(args: argparse.Namespace) -> str:
     data = ensure_asset(args.out / "data", data_params, partial(_write_data, params=data_params), args.force)
     model_params = {"seed": args.seed}
     model = ensure_asset(args.out / "model", model_params, partial(_write_model, seed=args.seed), args.force)
+    if args.sft_stream_size:
+        stream_params = {**data_params, "size": args.sft_stream_size}
+        stream = ensure_asset(
+            args.out / "sft_stream", stream_params, partial(_write_sft_stream, params=stream_params), args.force
+        )
+        data = f"{data}; {stream}"
     if not args.warm_start_steps:
         return f"{data}; {model} -> {args.out}"
     # Imported only when asked for, so a plain build never pays for importing torch.

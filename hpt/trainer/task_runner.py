@@ -14,6 +14,7 @@ from verl.utils.dataset.rl_dataset import collate_fn
 
 from hpt.plugin import check_registrations
 from hpt.trainer.ray_trainer import HPTRayTrainer
+from hpt.trainer.sft_stream import SFTStream, SFTStreamConfig
 
 
 @ray.remote
@@ -52,6 +53,22 @@ class HPTTaskRunner(BaseTaskRunner):
             val_dataset=dataset(config.data.val_files, False, "val_max_samples"),
             collate_fn=collate_fn,
             train_sampler=create_rl_sampler(config.data, train_dataset),
+            sft_stream=_sft_stream(config, model_config),
         )
         trainer.init_workers()
         trainer.fit()
+
+
+def _sft_stream(config, model_config) -> SFTStream | None:
+    """The separate SFT stream of ``data.sft_stream``, or None when its ``train_files`` is null."""
+    stream_config = SFTStreamConfig.from_data_config(config.data)
+    if stream_config is None:
+        return None
+    model_type = getattr(model_config.hf_config, "model_type", None)
+    return SFTStream(
+        stream_config,
+        config.data,
+        model_config.tokenizer,
+        model_config.processor,
+        hf_model_type=model_type if isinstance(model_type, str) else None,
+    )
