@@ -121,15 +121,16 @@ def _batch_loss(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch
 
 
 @torch.no_grad()
-def _generate(
+def generate_response_ids(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     prompts: Sequence[list[int]],
     max_new_tokens: int,
     temperature: float | None,
-) -> list[str]:
-    """Decoded responses, cut at eos; ``temperature=None`` decodes greedily.
+) -> list[list[int]]:
+    """Response token ids per prompt, cut just after the first eos; ``temperature=None`` decodes greedily.
 
+    The eos stays in: it is a token the policy chose, so an RL update must train it like any other.
     Prompts are left-padded so every row's next token is at the same position.
     """
     width = max(len(ids) for ids in prompts)
@@ -157,7 +158,23 @@ def _generate(
     responses = []
     for ids in output[:, width:].tolist():
         if tokenizer.eos_token_id in ids:
-            ids = ids[: ids.index(tokenizer.eos_token_id)]
+            ids = ids[: ids.index(tokenizer.eos_token_id) + 1]
+        responses.append(ids)
+    return responses
+
+
+def _generate(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[list[int]],
+    max_new_tokens: int,
+    temperature: float | None,
+) -> list[str]:
+    """Decoded responses, cut at eos; ``temperature=None`` decodes greedily."""
+    responses = []
+    for ids in generate_response_ids(model, tokenizer, prompts, max_new_tokens, temperature):
+        if ids and ids[-1] == tokenizer.eos_token_id:
+            ids = ids[:-1]
         responses.append(tokenizer.decode(ids, skip_special_tokens=True))
     return responses
 
