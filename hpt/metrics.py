@@ -17,6 +17,7 @@ BATCH_SFT_STREAM_ROWS = "hpt/batch/sft_stream_rows"  # rows from the separate SF
 BATCH_PAD_ROWS = "hpt/batch/pad_rows"  # zero-loss rows added to make the batch divisible
 BATCH_ROWS = "hpt/batch/rows"  # rows in the rebuilt batch
 BATCH_DEMO_TRUNCATED = "hpt/batch/demo_truncated"  # demonstrations cut to the response budget
+HISTORY_EXCLUDED = "hpt/history/excluded_prompts"  # prompts the history will skip from the next epoch on
 REWARD_MEAN = "hpt/reward/mean"  # mean rollout reward before the rebuild (demo/pad rows excluded)
 LOSS_SFT = "hpt/loss/sft"  # SFT term on demonstration tokens (weighted, before sft_loss_coef)
 LOSS_OFF = "hpt/loss/off"  # off-policy RL term on demonstration tokens (weighted, before off_loss_coef)

@@ -41,6 +41,7 @@ class RebuildPlan:
     mode_counts: dict[Mode, int]
     missing_demo_groups: int
     stream_rows: int = 0  # rows of a separate SFT stream, appended after the demonstrations
+    group_modes: tuple[Mode, ...] = ()  # the route's mode of every group, in group order
 
     @property
     def num_rows(self) -> int:
@@ -95,11 +96,13 @@ def plan_rebuild(
     weights: list[float] = []
     demos: list[DemoRow] = []
     modes: Counter[Mode] = Counter()
+    group_modes: list[Mode] = []
     missing = 0
     for stats, demo_available in zip(groups, has_demo, strict=True):
         route, fell_back = route_group(stats, demo_available, gate, config)
         missing += fell_back
         modes[route.mode] += 1
+        group_modes.append(route.mode)
         keeps_rollouts = route.rollout_weight > 0 or (route.demo_in_group and route.off_weight > 0)
         if keeps_rollouts:
             keep.extend(stats.rows)
@@ -115,4 +118,5 @@ def plan_rebuild(
         mode_counts=dict(modes),
         missing_demo_groups=missing,
         stream_rows=stream_rows,
+        group_modes=tuple(group_modes),
     )

@@ -20,7 +20,8 @@ from verl.utils.config import omega_conf_to_dataclass
 
 from hpt import metrics as M
 from hpt.config.schema import HPTSettings
-from hpt.core.gates import build_gate
+from hpt.core.gates import Mode, build_gate
+from hpt.core.history import PromptHistory
 from hpt.core.groups import count_successes
 from hpt.core.plan import RebuildPlan, plan_rebuild
 from hpt.trainer.actor_loss import hpt_actor_loss
@@ -38,8 +39,9 @@ logger = logging.getLogger(__name__)
 class HPTRayTrainer(RayPPOTrainer):
     """Per-prompt gating between SFT, off-policy RL and GRPO on top of verl's trainer (``use_v1=false``)."""
 
-    def __init__(self, *args, sft_stream=None, **kwargs):
+    def __init__(self, *args, sft_stream=None, history: PromptHistory | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self._history = history
         self.hpt = HPTSettings.from_trainer_config(self.config.trainer)
         self._gate = build_gate(self.hpt.unify_strategy)
         self._sft_stream = sft_stream
@@ -96,6 +98,11 @@ class HPTRayTrainer(RayPPOTrainer):
         demos = [tokenize_demonstration(self.tokenizer, target_of_row[d.source_row], budget) for d in plan.demos]
         options = DemoOptions(self.tokenizer.pad_token_id, scale=scale, reward=self.hpt.demo_reward)
         rebuilt = apply_plan(batch, plan, demos, options, stream)
+        if self._history is not None and self._history.config.enabled:
+            for stats, mode in zip(groups, plan.group_modes, strict=True):
+                key = extra_info[stats.rows[0]].get("index")
+                self._history.record(key, stats.pass_rate, trained_on_demo=mode is Mode.SFT)
+            metrics[M.HISTORY_EXCLUDED] = len(self._history.excluded())
         truncated = sum(d.truncated for d in demos) + stream_truncated
         self._warn_truncation(truncated, budget)
         metrics.update(_gate_metrics(plan, groups, rebuilt, scale, pass_rate))

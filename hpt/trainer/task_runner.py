@@ -12,7 +12,9 @@ from verl.trainer.ppo.utils import create_rl_dataset, create_rl_sampler, need_cr
 from verl.utils.config import omega_conf_to_dataclass, validate_config
 from verl.utils.dataset.rl_dataset import collate_fn
 
+from hpt.core.history import HistoryConfig, PromptHistory
 from hpt.plugin import check_registrations
+from hpt.trainer.history_sampler import HistoryFilteredSampler, prompt_keys
 from hpt.trainer.ray_trainer import HPTRayTrainer
 from hpt.trainer.sft_stream import SFTStream, SFTStreamConfig
 
@@ -42,6 +44,8 @@ class HPTTaskRunner(BaseTaskRunner):
             )
 
         train_dataset = dataset(config.data.train_files, True, "train_max_samples")
+        history = PromptHistory(HistoryConfig(remove_sfted=bool(config.trainer.remove_sfted_data),
+                                              skip_solved=bool(config.trainer.skip_solved_prompts)))
         trainer = HPTRayTrainer(
             config=config,
             tokenizer=tokenizer,
@@ -52,11 +56,20 @@ class HPTTaskRunner(BaseTaskRunner):
             train_dataset=train_dataset,
             val_dataset=dataset(config.data.val_files, False, "val_max_samples"),
             collate_fn=collate_fn,
-            train_sampler=create_rl_sampler(config.data, train_dataset),
+            train_sampler=_train_sampler(config, train_dataset, history),
             sft_stream=_sft_stream(config, model_config),
+            history=history,
         )
         trainer.init_workers()
         trainer.fit()
+
+
+def _train_sampler(config, train_dataset, history: PromptHistory):
+    """verl's sampler, wrapped to skip excluded prompts when a prompt-history option is on."""
+    sampler = create_rl_sampler(config.data, train_dataset)
+    if not history.config.enabled:
+        return sampler
+    return HistoryFilteredSampler(sampler, prompt_keys(train_dataset.dataframe["extra_info"]), history)
 
 
 def _sft_stream(config, model_config) -> SFTStream | None:

@@ -19,5 +19,6 @@ def tiny_dir(tmp_path_factory) -> Path:
 def warm_tiny_dir(tmp_path_factory) -> Path:
     """Tiny model after a short SFT warm start: it solves some prompts, not all (see hpt.data.warm_start)."""
     out = tmp_path_factory.mktemp("tiny_warm")
-    build_tiny(["--out", str(out), "--test-size", "16", "--warm-start-steps", str(RECOMMENDED_WARM_START_STEPS)])
+    build_tiny(["--out", str(out), "--test-size", "16", "--warm-start-steps", str(RECOMMENDED_WARM_START_STEPS),
+                "--sft-stream-size", "64"])
     return out

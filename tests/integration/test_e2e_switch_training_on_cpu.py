@@ -1,7 +1,9 @@
-"""End to end: the real ``python -m hpt.main`` with the CPU overlay trains HPT switch mode for 3 steps.
+"""End to end: the real ``python -m hpt.main`` with the CPU overlay.
 
-Starts from a warm-started tiny model (partial competence), so both kinds of prompt groups occur:
-groups whose rollouts all fail (trained on their demonstration) and groups with a success (GRPO).
+HPT switch mode for 3 steps from a warm-started tiny model (partial competence), so both kinds of
+prompt groups occur: groups whose rollouts all fail (trained on their demonstration) and groups with
+a success (GRPO). Then LUFFY with a separate SFT stream for 2 steps: mixed groups, the shaped
+off-policy loss and stream rows all reach the real update.
 """
 
 import json
@@ -19,23 +21,30 @@ from hpt import metrics as M
 STEPS = 3
 
 
-@pytest.fixture(scope="module")
-def run_dir(warm_tiny_dir: Path, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("e2e")
+def _train(tiny: Path, out: Path, steps: int, *overrides: str) -> Path:
     env = dict(os.environ, VERL_FILE_LOGGER_PATH=str(out / "metrics.jsonl"), VERL_PLATFORM="cpu")
     command = [
         sys.executable, "-m", "hpt.main", "--config-name", "hpt_trainer_cpu",
-        f"actor_rollout_ref.model.path={warm_tiny_dir / 'model_warm'}",
-        f"data.train_files={warm_tiny_dir / 'data' / 'train.parquet'}",
-        f"data.val_files={warm_tiny_dir / 'data' / 'test.parquet'}",
-        f"trainer.total_training_steps={STEPS}", "trainer.val_before_train=false", f"trainer.test_freq={STEPS}",
-        f"trainer.save_freq={STEPS}", f"trainer.default_local_dir={out / 'ckpt'}",
-        "actor_rollout_ref.actor.checkpoint.save_contents=[model,hf_model]", "trainer.logger=[console,file]",
+        f"actor_rollout_ref.model.path={tiny / 'model_warm'}",
+        f"data.train_files={tiny / 'data' / 'train.parquet'}",
+        f"data.val_files={tiny / 'data' / 'test.parquet'}",
+        f"trainer.total_training_steps={steps}", "trainer.val_before_train=false", "trainer.logger=[console,file]",
+        *overrides,
     ]
     result = subprocess.run(command, env=env, cwd=out, capture_output=True, text=True, timeout=900)
     (out / "train.log").write_text(result.stdout + result.stderr)
     assert result.returncode == 0, f"training failed; log tail:\n{(result.stdout + result.stderr)[-4000:]}"
     return out
+
+
+@pytest.fixture(scope="module")
+def run_dir(warm_tiny_dir: Path, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("e2e")
+    return _train(
+        warm_tiny_dir, out, STEPS, f"trainer.test_freq={STEPS}", f"trainer.save_freq={STEPS}",
+        f"trainer.default_local_dir={out / 'ckpt'}",
+        "actor_rollout_ref.actor.checkpoint.save_contents=[model,hf_model]",
+    )
 
 
 def _steps(run_dir: Path) -> list[dict]:
@@ -62,3 +71,23 @@ def test_weights_changed(run_dir, warm_tiny_dir):
     after = load_file(str(hf_dirs[0] / "model.safetensors"))
     changed = [name for name, tensor in before.items() if not torch.equal(tensor, after[name])]
     assert changed, "training left every weight unchanged"
+
+
+def test_luffy_with_sft_stream_trains_mixed_groups_and_stream_rows(warm_tiny_dir, tmp_path):
+    stream = warm_tiny_dir / "sft_stream" / "sft_stream.parquet"
+    run = _train(
+        warm_tiny_dir, tmp_path, 2, "trainer.unify_strategy=luffy", "trainer.test_freq=-1", "trainer.save_freq=-1",
+        f"data.sft_stream.train_files=[{stream}]", "data.sft_stream.batch_size=8",
+        "trainer.remove_sfted_data=true", "trainer.skip_solved_prompts=true",
+    )
+    steps = _steps(run)
+    assert len(steps) == 2
+    for s in steps:
+        assert s[M.GATE_MIX_FRAC] == 1.0
+        assert s[M.BATCH_SFT_STREAM_ROWS] == 8
+        assert s[M.BATCH_DEMO_ROWS] == 16  # one demonstration per prompt group
+        assert s[M.BATCH_ROWS] % 16 == 0
+        assert torch.isfinite(torch.tensor([s[M.LOSS_SFT], s[M.LOSS_RL], s[M.LOSS_OFF]])).all()
+        assert s[M.LOSS_SFT] > 0  # the stream's NLL
+        assert s[M.LOSS_OFF] != 0  # the shaped loss on in-group demonstrations
+        assert s[M.HISTORY_EXCLUDED] >= 0  # the prompt history is recording
