@@ -2,7 +2,7 @@
 
 HPT switch mode for 3 steps from a warm-started tiny model (partial competence), so both kinds of
 prompt groups occur: groups whose rollouts all fail (trained on their demonstration) and groups with
-a success (GRPO). Then LUFFY with a separate SFT stream for 2 steps: mixed groups, the shaped
+a success (GRPO). Then LUFFY with a separate SFT stream and the prompt history for 2 steps: mixed groups, the shaped
 off-policy loss and stream rows all reach the real update.
 """
 
