@@ -47,9 +47,10 @@ def run_training(tiny_dir: Path, steps: int, overrides: list[str], log_path: Pat
     subprocess.run(command, env=env, check=True, cwd=log_path.parent, stdout=subprocess.DEVNULL)
 
 
-def summarise(log_path: Path, warmup: int, with_train_part: bool = False) -> dict:
-    """Median of each stage over the steps after ``warmup``; ``train_part`` is step minus generation."""
-    records = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+def summarise(log_paths: Path | list[Path], warmup: int, with_train_part: bool = False) -> dict:
+    """Median of each stage over the steps after ``warmup`` of every log; ``train_part`` = step - generation."""
+    paths = log_paths if isinstance(log_paths, list) else [log_paths]
+    records = [json.loads(line) for path in paths for line in path.read_text().splitlines() if line.strip()]
     steady = [r["data"] for r in records if r["step"] > warmup]
     if not steady:
         raise SystemExit(f"no steps after the {warmup} warm-up steps were logged; raise --steps")
