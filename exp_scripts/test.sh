@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . exp_scripts/setup_cpu.sh
-ruff check hpt tests benchmarks
+ruff check hpt tests benchmarks examples
 python -m pytest "$@"
