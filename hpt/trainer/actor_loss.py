@@ -15,6 +15,8 @@ the RL inputs plus the hybrid data in ``config.global_batch_info`` and returns t
 """
 
 import verl  # noqa: F401  (first: lets verl load hpt's plugin before the imports below)
+from dataclasses import dataclass
+
 import torch
 from tensordict import TensorDict
 from verl.trainer.ppo.core_algos import agg_loss, get_policy_loss_fn, kl_penalty
@@ -40,16 +42,26 @@ def _global_counts(data: TensorDict) -> dict[str, int]:
     return {key.removeprefix("hpt_"): int(data[key]) for key in COUNT_KEYS}
 
 
-def _demo_term(config, name: str, log_prob, inputs, weight_B, mask, counts, term: str, dp_size: int):
+@dataclass(frozen=True)
+class _MicroBatch:
+    """What every term of one micro-batch's loss reads."""
+
+    log_prob: torch.Tensor
+    inputs: OffPolicyInputs
+    counts: dict[str, int]
+    dp_size: int
+
+
+def _demo_term(config, loss_name: str, weight_B: torch.Tensor, mask: torch.Tensor, term: str, mb: _MicroBatch):
     """A demonstration term: per-token loss x row weight, aggregated over the term's global counts."""
-    loss_B_T = build_off_policy_loss(name)(log_prob, inputs, config.off_policy_params())
+    loss_B_T = build_off_policy_loss(loss_name)(mb.log_prob, mb.inputs, config.off_policy_params())
     return agg_loss(
         loss_B_T * weight_B.to(loss_B_T.dtype)[:, None],
         mask,
         config.offline_loss_agg_mode,
-        dp_size=dp_size,
-        batch_num_tokens=max(counts[f"{term}_tokens"], 1),
-        global_batch_size=max(counts[f"{term}_rows"], 1),
+        dp_size=mb.dp_size,
+        batch_num_tokens=max(mb.counts[f"{term}_tokens"], 1),
+        global_batch_size=max(mb.counts[f"{term}_rows"], 1),
         loss_scale_factor=config.loss_scale_factor,
     )
 
@@ -89,10 +101,9 @@ def hpt_actor_loss(config, model_output, data: TensorDict, dp_group=None):
     masks = term_masks(batch["response_mask"], batch["prefix_mask"], *(batch[key] for key in WEIGHT_KEYS))
     inputs = OffPolicyInputs(advantages_B_T=batch["advantages"], old_log_prob_B_T=batch["old_log_probs"],
                              entropy_B_T=entropy)
-    sft = _demo_term(config, config.offline_loss_type, log_prob, inputs, batch["hpt_sft_weight"], masks.sft,
-                     counts, "sft", dp_size)
-    off = _demo_term(config, config.off_policy_loss_type, log_prob, inputs, batch["hpt_off_weight"], masks.off,
-                     counts, "off", dp_size)
+    mb = _MicroBatch(log_prob=log_prob, inputs=inputs, counts=counts, dp_size=dp_size)
+    sft = _demo_term(config, config.offline_loss_type, batch["hpt_sft_weight"], masks.sft, "sft", mb)
+    off = _demo_term(config, config.off_policy_loss_type, batch["hpt_off_weight"], masks.off, "off", mb)
 
     # verl's policy losses aggregate with ``**config.global_batch_info``: point it at the RL term's
     # own global counts so token-mean and seq-mean both normalise over on-policy data only.
