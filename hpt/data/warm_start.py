@@ -72,13 +72,18 @@ def _messages(row: dict[str, Any]) -> list[dict[str, str]]:
     return [dict(message) for message in row["prompt"]]
 
 
-def prompt_ids(tokenizer: PreTrainedTokenizerBase, messages: Sequence[dict[str, str]]) -> list[int]:
+def prompt_ids(
+    tokenizer: PreTrainedTokenizerBase, messages: Sequence[dict[str, str]], chat_template_kwargs: dict | None = None
+) -> list[int]:
     """Token ids of the chat-templated prompt with the generation prompt, as the rollout engine sees it.
 
     The text is rendered first and then tokenized: in transformers 5 ``apply_chat_template(tokenize=True)``
-    returns a BatchEncoding, and the template already holds the special tokens.
+    returns a BatchEncoding, and the template already holds the special tokens. ``chat_template_kwargs``
+    reach the template (e.g. Qwen3's ``enable_thinking=False``).
     """
-    text = tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
+    text = tokenizer.apply_chat_template(
+        list(messages), add_generation_prompt=True, tokenize=False, **(chat_template_kwargs or {})
+    )
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
@@ -127,6 +132,7 @@ def generate_response_ids(
     prompts: Sequence[list[int]],
     max_new_tokens: int,
     temperature: float | None,
+    top_p: float | None = None,
 ) -> list[list[int]]:
     """Response token ids per prompt, cut just after the first eos; ``temperature=None`` decodes greedily.
 
@@ -150,7 +156,7 @@ def generate_response_ids(
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=tokenizer.eos_token_id,
             top_k=None,
-            top_p=None,
+            top_p=top_p if temperature is not None else None,
             **sampling,
         )
     finally:
