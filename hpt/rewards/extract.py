@@ -11,7 +11,7 @@ import re
 
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _GSM8K = re.compile(r"####\s*(.+?)\s*$", re.MULTILINE)
-_ANSWER_IS = re.compile(r"the (?:final )?answer is\s*:?\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
+_ANSWER_IS = re.compile(r"the (?:final )?answer is\s*:?\s*([^:\s].*?)\s*$", re.IGNORECASE | re.MULTILINE)
 
 
 def last_boxed(text: str) -> str | None:
