@@ -125,10 +125,19 @@ def _planned_demo_rows(
 
 
 def _pad_rows(batch: DataProto, count: int) -> DataProto:
-    """Zero-loss filler rows (copies of row 0 with every loss, weight and reward cleared)."""
+    """Zero-loss filler rows: copies of row 0 with every loss, weight and reward cleared.
+
+    Only the last prompt token stays attended, so in verl's no-padding layout a pad row is one token
+    long and costs next to nothing in the forward/backward passes, whatever the sequence length.
+    """
     filler = batch[[0] * count]
     for key in ("response_mask", "prefix_mask", "rm_scores", *WEIGHT_KEYS):
         filler.batch[key] = torch.zeros_like(filler.batch[key])
+    prompt_width = filler.batch["prompts"].shape[-1]
+    attention_mask = torch.zeros_like(filler.batch["attention_mask"])
+    attention_mask[:, prompt_width - 1] = 1  # prompts are left-padded: the last prompt token is real
+    filler.batch["attention_mask"] = attention_mask
+    filler.batch["position_ids"] = compute_position_id_with_mask(attention_mask)
     filler.non_tensor_batch["uid"] = _fresh_uids(count, "pad")
     return filler
 

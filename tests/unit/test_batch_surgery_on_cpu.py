@@ -93,6 +93,7 @@ def test_failed_group_becomes_one_demo_row_with_its_prompt(tokenizer):
     pads = rebuilt[[5, 6, 7]]
     assert pads.batch["response_mask"].sum() == 0 and pads.batch["prefix_mask"].sum() == 0
     assert pads.batch["rm_scores"].sum() == 0
+    assert pads.batch["attention_mask"].sum(-1).tolist() == [1, 1, 1]  # one token each: nearly free to run
     assert demo.batch["rm_scores"].sum() == 0  # an SFT demonstration's advantage is unused: no reward
     weights = [rebuilt.batch[k].tolist() for k in ("hpt_rl_weight", "hpt_sft_weight", "hpt_off_weight")]
     assert weights == [[1.0] * 4 + [0.0] * 4, [0.0] * 4 + [1.0] + [0.0] * 3, [0.0] * 8]
