@@ -55,6 +55,9 @@ def _check_hpt_keys(config: DictConfig) -> None:
             validate_soft_table(settings.gate.soft_table, int(config.actor_rollout_ref.rollout.n))
         _check_actor_keys(config)
         _check_sft_stream(config)
+        from hpt.rewards.startup import check_data_sources
+
+        check_data_sources(config)  # every data_source in the files has a verifier (hpt's dispatcher only)
     except (ValueError, FileNotFoundError) as exc:
         raise ConfigError(str(exc)) from exc
 

@@ -1,0 +1,140 @@
+"""Verifiers by ``data_source`` and the dispatcher verl calls (``compute_score``).
+
+verl passes every row's ``data_source`` to one custom reward function; this module routes it to the
+verifier registered for it, so a run can mix tasks (e.g. DeepMath training prompts with GSM8K and
+MATH-500 validation) under one reward config. Exact names are matched first, then prefix rules
+(``math``/``aime`` alone or followed by a digit or one of ``/_-.``, case-insensitively:
+``math_dapo``, ``MATH500``, ``aime2025``, not ``mathematics``). An unknown source is
+an error, not a 0 reward: scoring a task with the wrong verifier (or none) silently trains nothing.
+
+The dispatcher always returns exactly ``score``, ``acc`` and ``pred``. verl 0.9.1's reward loop reads
+the extra-info key set from the *first* row of a batch and indexes every other row with it, so rows
+of different sources must return the same keys or the step fails with a KeyError.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from hpt.rewards import arithmetic
+from hpt.rewards import math as math_verifier
+
+Verifier = Callable[..., Any]
+
+_exact: dict[str, Verifier] = {}
+_prefixes: dict[str, Verifier] = {}
+_lock = threading.Lock()
+
+MATH_DATA_SOURCES = (
+    "openai/gsm8k",
+    "HuggingFaceH4/MATH-500",
+    "aime2024",
+    "zwhe99/DeepMath-103K",
+    "meta-math/MetaMathQA",
+    "open-r1/OpenR1-Math-220k",
+    "lighteval/MATH",
+    "DigitalLearningGmbH/MATH-lighteval",
+)
+MATH_PREFIXES = ("math", "aime")
+
+
+def register_verifier(data_source: str, fn: Verifier, *, prefix: bool = False, replace: bool = False) -> None:
+    """Route ``data_source`` (or, with ``prefix``, itself and every source continuing it with ``/_-.`` or a digit).
+
+    ``fn`` follows verl's custom reward contract, ``fn(data_source, solution_str, ground_truth,
+    extra_info=None, **kwargs)``, and returns a float or a dict with ``score`` (``acc`` and ``pred``
+    optional). Registering a taken name raises unless ``replace``, so two modules cannot silently
+    fight over a source. Register before training starts, in a module the reward workers import.
+    """
+    if not data_source:
+        raise ValueError("register_verifier needs a non-empty data_source")
+    if not callable(fn):
+        raise TypeError(f"verifier for {data_source!r} must be callable, got {type(fn).__name__}")
+    table = _prefixes if prefix else _exact
+    key = data_source.lower() if prefix else data_source
+    with _lock:
+        if key in table and not replace:
+            raise ValueError(f"a verifier is already registered for {data_source!r}; pass replace=True to override it")
+        table[key] = fn
+
+
+def _prefix_match(data_source: str) -> Verifier | None:
+    lowered = data_source.lower()
+    for prefix, fn in _prefixes.items():
+        if re.fullmatch(rf"{re.escape(prefix)}(?:[/_\-.\d].*)?", lowered, flags=re.DOTALL):
+            return fn
+    return None
+
+
+def get_verifier(data_source: str) -> Verifier | None:
+    """The verifier for ``data_source``, or None."""
+    return _exact.get(data_source) or _prefix_match(str(data_source))
+
+
+def has_verifier(data_source: str) -> bool:
+    """Whether ``compute_score`` can score rows of ``data_source``."""
+    return get_verifier(data_source) is not None
+
+
+def known_data_sources() -> list[str]:
+    """Registered names, then prefix rules written as ``prefix*``, for error messages."""
+    return sorted(_exact) + [f"{prefix}*" for prefix in sorted(_prefixes)]
+
+
+def unknown_source_message(sources: list[str]) -> str:
+    """The one wording of "no verifier" used by the dispatcher and the start-up check."""
+    return (
+        f"no verifier for data_source {', '.join(repr(s) for s in sources)}; known: {', '.join(known_data_sources())}. "
+        "Register one with hpt.rewards.registry.register_verifier or set reward.custom_reward_function.path to "
+        "your own reward function"
+    )
+
+
+def _standard(result: Any) -> dict[str, Any]:
+    """A verifier's result as exactly ``{score, acc, pred}`` (see the module docstring for why)."""
+    if isinstance(result, dict):
+        score = float(result["score"])
+        acc = result.get("acc", score)
+        pred = result.get("pred")
+    else:
+        score, acc, pred = float(result), float(result), None
+    return {"score": score, "acc": float(acc), "pred": "" if pred is None else str(pred)}
+
+
+def compute_score(
+    data_source: str,
+    solution_str: str,
+    ground_truth: Any,
+    extra_info: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """verl's custom reward entry point: score one response with its ``data_source``'s verifier.
+
+    ``kwargs`` (verl's ``reward_kwargs`` and call extras) go to the verifier; ``None`` values are
+    dropped so that a config can leave an option unset and each verifier keeps its own default.
+    """
+    fn = get_verifier(data_source)
+    if fn is None:
+        raise ValueError(unknown_source_message([data_source]))
+    options = {key: value for key, value in kwargs.items() if value is not None}
+    return _standard(fn(data_source, solution_str, ground_truth, extra_info, **options))
+
+
+def _arithmetic(data_source: str, solution_str: str, ground_truth: Any, extra_info: Any = None, **_: Any) -> dict:
+    """The tiny task's exact-integer reward, plus its extracted answer as ``pred``; math options do not apply."""
+    result = dict(arithmetic.compute_score(data_source, solution_str, ground_truth, extra_info))
+    answer = arithmetic.extract_answer(solution_str)
+    result["pred"] = "" if answer is None else str(answer)
+    return result
+
+
+register_verifier("hpt/arithmetic", _arithmetic)
+# Every math source gets answer_format="auto" (the math verifier's default): hpt's prompt templates ask
+# for a box, and auto still reads MetaMathQA's "The answer is" and GSM8K's "####" from models tuned on them.
+for _source in MATH_DATA_SOURCES:
+    register_verifier(_source, math_verifier.compute_score)
+for _prefix in MATH_PREFIXES:
+    register_verifier(_prefix, math_verifier.compute_score, prefix=True)
