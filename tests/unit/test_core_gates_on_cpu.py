@@ -167,7 +167,7 @@ def test_unknown_soft_type_error_lists_valid_types():
         _route("soft", 0, 7, soft_type=9)
 
 
-# ---------------------------------------------------------------- no / sft / luffy
+# ---------------------------------------------------------------- no / sft / luffy / mix
 
 
 def test_no_gate_is_pure_rl():
@@ -188,6 +188,14 @@ def test_luffy_gate_mixes_rollouts_and_demo_in_one_group():
         assert route.demo_in_group is True
 
 
+def test_mix_gate_trains_rollouts_and_demo_sft_outside_the_group():
+    for k in range(5):
+        route = _route("mix", k, 4)
+        assert route.mode is Mode.MIX
+        assert (route.rollout_weight, route.sft_weight, route.off_weight) == (1.0, 1.0, 0.0)
+        assert route.demo_in_group is False
+
+
 # ---------------------------------------------------------------- registry
 
 
@@ -200,7 +208,7 @@ def scratch_gate_names():
 
 
 def test_builtin_gates_are_registered():
-    assert {"switch", "soft", "no", "sft", "luffy"} <= set(GATES)
+    assert {"switch", "soft", "no", "sft", "luffy", "mix"} <= set(GATES)
 
 
 def test_unknown_strategy_error_lists_valid_names():

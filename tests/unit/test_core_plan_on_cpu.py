@@ -65,6 +65,19 @@ def test_luffy_plan_keeps_rollouts_and_adds_in_group_demo():
     assert plan.mode_counts == {Mode.MIX: 2}
 
 
+def test_mix_plan_keeps_every_rollout_and_adds_an_sft_demo_outside_the_group():
+    groups = _groups([0, 4], n=4)
+    plan = plan_rebuild(groups, [True, True], build_gate("mix"), GateConfig(), multiple=4)
+    assert plan.keep_rows == tuple(range(8))
+    assert plan.keep_weights == (1.0,) * 8
+    assert plan.demos == (
+        DemoRow(source_row=0, sft_weight=1.0, off_weight=0.0, in_group=False),
+        DemoRow(source_row=4, sft_weight=1.0, off_weight=0.0, in_group=False),
+    )
+    assert plan.num_pad == 2  # 8 + 2 = 10 -> 12
+    assert plan.mode_counts == {Mode.MIX: 2}
+
+
 def test_soft_plan_with_zero_successes_drops_rollouts_and_trains_demo_with_sft():
     # soft_type 0 at pass rate 0 is (rollout 0, off 0, sft 1): nothing to keep as a baseline
     groups = _groups([0], n=4)
@@ -174,7 +187,7 @@ def _gate_configs(draw):
     n=st.integers(1, 16),
     successes=st.lists(st.integers(0, 16), min_size=1, max_size=12),
     demo_flags=st.lists(st.booleans(), min_size=12, max_size=12),
-    gate_name=st.sampled_from(["switch", "soft", "no", "sft", "luffy"]),
+    gate_name=st.sampled_from(["switch", "soft", "no", "sft", "luffy", "mix"]),
     config=_gate_configs(),
     multiple=st.integers(1, 64),
 )
