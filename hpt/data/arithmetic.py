@@ -4,6 +4,11 @@ A question such as ``Q12+7-3=?`` is answered by the demonstration ``12+7=19,19-3
 ``a<op>b=c`` step per operation, evaluated left to right, then ``#`` and the final answer. The reward
 only checks the number after the last ``#`` (see ``hpt.rewards.arithmetic``); the steps are there so
 SFT has a chain of thought to imitate.
+
+A second demonstration style, ``verify``, follows every step with its check by the inverse operation
+(``12+7=19,19-7=12,19-3=16,16+3=19#16``): a teacher whose traces are longer than, and different from,
+what a model trained on the ``steps`` style writes, the toy's stand-in for a stronger model's
+reasoning traces used as off-policy demonstrations.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import pandas as pd
 
 DATA_SOURCE = "hpt/arithmetic"
 OPERATORS = "+-"
+INVERSE = {"+": "-", "-": "+"}
+DEMO_STYLES = ("steps", "verify")
 SFT_STREAM_SPLIT = "sft_stream"
 
 
@@ -38,9 +45,20 @@ def _check_ranges(max_operand: int, max_ops: int) -> None:
         raise ValueError(f"max_ops must be >= 1, got {max_ops}")
 
 
-def make_problem(rng: random.Random, max_operand: int = 9, max_ops: int = 3) -> ArithmeticProblem:
-    """Draw 1..max_ops operations (+ or -) over operands uniform in 0..max_operand; negatives are allowed."""
+def _check_style(style: str) -> None:
+    if style not in DEMO_STYLES:
+        raise ValueError(f"unknown demonstration style {style!r}; valid: {', '.join(DEMO_STYLES)}")
+
+
+def make_problem(
+    rng: random.Random, max_operand: int = 9, max_ops: int = 3, style: str = "steps"
+) -> ArithmeticProblem:
+    """Draw 1..max_ops operations (+ or -) over operands uniform in 0..max_operand; negatives are allowed.
+
+    The random draws do not depend on ``style``, so one seed gives the same questions in every style.
+    """
     _check_ranges(max_operand, max_ops)
+    _check_style(style)
     value = rng.randint(0, max_operand)
     question = f"Q{value}"
     steps = []
@@ -49,6 +67,8 @@ def make_problem(rng: random.Random, max_operand: int = 9, max_ops: int = 3) -> 
         operand = rng.randint(0, max_operand)
         result = value + operand if operator == "+" else value - operand
         steps.append(f"{value}{operator}{operand}={result}")
+        if style == "verify":
+            steps.append(f"{result}{INVERSE[operator]}{operand}={value}")
         question += f"{operator}{operand}"
         value = result
     demonstration = f"{','.join(steps)}#{value}"
@@ -62,6 +82,7 @@ def make_rows(
     max_operand: int = 9,
     max_ops: int = 3,
     exclude: Collection[str] = frozenset(),
+    style: str = "steps",
 ) -> list[dict[str, Any]]:
     """Build ``n`` verl RL-dataset rows, skipping questions in ``exclude`` (how a test split avoids train).
 
@@ -72,13 +93,14 @@ def make_rows(
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     _check_ranges(max_operand, max_ops)
+    _check_style(style)
     rng = random.Random(f"{DATA_SOURCE}:{split}:{seed}")
     rows: list[dict[str, Any]] = []
     max_draws = 1000 + 100 * n
     for _ in range(max_draws):
         if len(rows) == n:
             return rows
-        problem = make_problem(rng, max_operand, max_ops)
+        problem = make_problem(rng, max_operand, max_ops, style)
         if problem.question in exclude:
             continue
         rows.append(
@@ -104,12 +126,12 @@ def question_of(row: dict[str, Any]) -> str:
 
 
 def make_splits(
-    train_size: int, test_size: int, seed: int, max_operand: int = 9, max_ops: int = 3
+    train_size: int, test_size: int, seed: int, max_operand: int = 9, max_ops: int = 3, style: str = "steps"
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Train and held-out test rows that share no question, so test accuracy is not memorisation."""
-    train = make_rows(train_size, seed, "train", max_operand, max_ops)
+    train = make_rows(train_size, seed, "train", max_operand, max_ops, style=style)
     seen = {question_of(row) for row in train}
-    test = make_rows(test_size, seed, "test", max_operand, max_ops, exclude=seen)
+    test = make_rows(test_size, seed, "test", max_operand, max_ops, exclude=seen, style=style)
     return train, test
 
 

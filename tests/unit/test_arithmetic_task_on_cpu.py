@@ -59,6 +59,27 @@ def test_demonstration_carries_negative_intermediate_values() -> None:
     assert problem == ArithmeticProblem(question="Q3-7+2=?", demonstration="3-7=-4,-4+2=-2#-2", answer=-2)
 
 
+def test_verify_style_checks_every_step_by_its_inverse() -> None:
+    problem = make_problem(FixedRng([12, 2, 7, 3], ["+", "-"]), max_operand=20, max_ops=3, style="verify")
+    assert problem == ArithmeticProblem(
+        question="Q12+7-3=?", demonstration="12+7=19,19-7=12,19-3=16,16+3=19#16", answer=16
+    )
+
+
+def test_styles_share_questions_and_answers_for_a_seed() -> None:
+    steps = make_rows(50, seed=3, split="train", max_operand=19)
+    verify = make_rows(50, seed=3, split="train", max_operand=19, style="verify")
+    assert [question_of(row) for row in steps] == [question_of(row) for row in verify]
+    assert [row["reward_model"] for row in steps] == [row["reward_model"] for row in verify]
+    for short, long in zip(steps, verify, strict=True):
+        assert len(long["extra_info"]["target"]) > len(short["extra_info"]["target"])
+
+
+def test_unknown_style_is_rejected_with_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match="valid: steps, verify"):
+        make_rows(1, seed=0, split="train", style="fancy")
+
+
 @pytest.mark.parametrize(("max_operand", "max_ops"), [(9, 3), (19, 3), (99, 5), (1, 1)])
 def test_demonstration_arithmetic_is_correct_for_random_problems(max_operand: int, max_ops: int) -> None:
     rng = random.Random(1234)
