@@ -1,4 +1,7 @@
-"""The ``hpt`` command: ``hpt eval`` (offline evaluation); training itself is ``python -m hpt.main``."""
+"""The ``hpt`` command: ``hpt eval`` (offline evaluation), ``hpt report`` (a run's curves and summary).
+
+Training itself is ``python -m hpt.main``.
+"""
 
 from __future__ import annotations
 
@@ -46,14 +49,29 @@ def _run_eval(args: argparse.Namespace) -> None:
     print(json.dumps(result["metrics"], indent=2))
 
 
+def _report_parser(subparsers) -> None:
+    parser = subparsers.add_parser("report", help="PNG curves + summary.md from a run's metrics (verl's file logger)")
+    parser.add_argument("run", type=Path, help="run directory holding the metrics *.jsonl, or the .jsonl file itself")
+    parser.add_argument("--out", type=Path, default=None, help="output directory (default: RUN/report)")
+
+
+def _run_report(args: argparse.Namespace) -> None:
+    from hpt.report import write_report
+
+    for summary in write_report(args.run, args.out):
+        print(f"report written: {summary}")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="hpt", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True)
     _eval_parser(subparsers)
+    _report_parser(subparsers)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    run = {"eval": _run_eval, "report": _run_report}[args.command]
     try:
-        _run_eval(args)
+        run(args)
     except (ValueError, FileNotFoundError, AttributeError) as exc:
         raise SystemExit(f"hpt {args.command}: {exc}") from None
 
