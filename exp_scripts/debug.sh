@@ -11,10 +11,20 @@
 # parquet with the demonstration in extra_info.target); the same trainer runs with vLLM on
 # N_GPUS GPUs (default 4) in an environment where `pip install -e .[gpu]` was done.
 #
+# Every step's metrics go to $VERL_FILE_LOGGER_PATH (default outputs/debug/metrics.jsonl, verl's file
+# logger); at the end the script prints the `hpt report` command that turns them into curves.
+#
 # Extra arguments are Hydra overrides, e.g. `bash exp_scripts/debug.sh trainer.total_training_steps=20`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HYDRA_FULL_ERROR=1 RAY_DEDUP_LOGS=0
+export VERL_FILE_LOGGER_PATH="${VERL_FILE_LOGGER_PATH:-$PWD/outputs/debug/metrics.jsonl}"
+mkdir -p "$(dirname "$VERL_FILE_LOGGER_PATH")"  # verl's file logger does not create it
+
+report_hint() {  # the venv's hpt by full path: the caller's shell may not have it on PATH
+  echo "hpt: metrics in $VERL_FILE_LOGGER_PATH; curves and a summary:"
+  echo "  $(command -v hpt || echo hpt) report $(dirname "$VERL_FILE_LOGGER_PATH")"
+}
 
 if [ -z "${MODEL_PATH:-}" ]; then
   . exp_scripts/setup_cpu.sh
@@ -22,18 +32,22 @@ if [ -z "${MODEL_PATH:-}" ]; then
   WARM_START_STEPS="${WARM_START_STEPS:-200}"
   python -m hpt.data.build_tiny --out "$TINY_DIR" --warm-start-steps "$WARM_START_STEPS"
   if [ "$WARM_START_STEPS" = 0 ]; then START_MODEL="$TINY_DIR/model"; else START_MODEL="$TINY_DIR/model_warm"; fi
-  exec python -m hpt.main --config-name hpt_trainer_cpu \
+  trap report_hint EXIT
+  python -m hpt.main --config-name hpt_trainer_cpu \
     actor_rollout_ref.model.path="$START_MODEL" \
     data.train_files="$TINY_DIR/data/train.parquet" \
     data.val_files="$TINY_DIR/data/test.parquet" \
     trainer.default_local_dir="$PWD/checkpoints/hpt-switch-cpu" \
+    'trainer.logger=[console,file]' \
     "$@"
+  exit 0
 fi
 
 : "${TRAIN_FILES:?set TRAIN_FILES to a verl parquet with extra_info.target demonstrations}"
 : "${VAL_FILES:?set VAL_FILES to a verl parquet for validation}"
 N_GPUS="${N_GPUS:-4}"
-exec python -m hpt.main \
+trap report_hint EXIT
+python -m hpt.main \
   actor_rollout_ref.model.path="$MODEL_PATH" \
   data.train_files="$TRAIN_FILES" \
   data.val_files="$VAL_FILES" \
@@ -59,4 +73,5 @@ exec python -m hpt.main \
   trainer.test_freq=10 \
   trainer.save_freq=50 \
   trainer.total_epochs=1 \
+  'trainer.logger=[console,file]' \
   "$@"
