@@ -49,7 +49,7 @@ def _readable(paths: list[Path]) -> list[MetricsLog]:
 
 
 def _report_one(log: MetricsLog, out_dir: Path) -> Path:
-    """Figures first, summary last: a ``summary.md`` means its report is complete."""
+    """Figures first, summary last (each written atomically): a new ``summary.md`` means every figure is new too."""
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = draw_figures(log, out_dir)
     summary = out_dir / SUMMARY
