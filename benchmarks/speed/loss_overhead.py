@@ -5,16 +5,13 @@ log-probs, padded masks), with the same rows: a quarter of them are demonstratio
 ``ppo_loss`` trains every row with the clipped surrogate; hpt's loss splits the rows into the RL
 term and the SFT / off-policy terms with their weights. The time of the model forward/backward is
 not included (it is the same for both), so this is the loss's own overhead: an upper bound on what
-hpt adds to an update. Usage: ``python benchmarks/loss_overhead.py [--rows 64 --length 1024]``.
+hpt adds to an update. Usage: ``python -m benchmarks.speed.loss_overhead [--rows 64 --length 1024]``.
 """
 
 import verl  # noqa: F401  (first: lets verl load hpt's plugin before the imports below)
 import argparse
-import json
-import os
-import platform
-import statistics
 import time
+from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_module
@@ -24,6 +21,7 @@ from verl.utils.config import omega_conf_to_dataclass
 from verl.workers.utils.losses import ppo_loss
 from verl.workers.utils.padding import left_right_2_no_padding
 
+from benchmarks.speed.common import emit, machine_description, summary
 from hpt.core.loss import term_counts, term_masks
 from hpt.trainer.actor_loss import hpt_actor_loss
 from hpt.trainer.engine import COUNT_KEYS
@@ -69,18 +67,41 @@ def micro_batch(rows: int, length: int, demo_term: str = "sft", seed: int = 0):
     return td, flat, offsets
 
 
-def time_loss(loss_fn, config, td, flat, offsets, repeats: int) -> float:
-    """Median seconds of forward + backward of ``loss_fn`` over ``repeats`` runs (after one warm-up)."""
-    samples = []
-    for i in range(repeats + 1):
-        leaf = flat.clone().requires_grad_()
-        log_probs = torch.nested.nested_tensor_from_jagged(leaf, offsets=offsets)
-        start = time.perf_counter()
-        loss, _ = loss_fn(config, {"log_probs": log_probs}, td)
-        loss.backward()
-        if i:
-            samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+def time_once(loss_fn, config, td, flat, offsets) -> float:
+    """Seconds of one forward + backward of ``loss_fn`` from fresh leaf log-probs."""
+    log_probs = torch.nested.nested_tensor_from_jagged(flat.clone().requires_grad_(), offsets=offsets)
+    start = time.perf_counter()
+    loss, _ = loss_fn(config, {"log_probs": log_probs}, td)
+    loss.backward()
+    return time.perf_counter() - start
+
+
+def measure(rows: int, length: int, repeats: int) -> dict:
+    """Every variant's timings on the same micro-batch, their medians and the ratios to verl's loss.
+
+    Variants alternate repeat by repeat (after one untimed warm-up round), so a slow spell of the
+    machine hits all of them alike.
+    """
+    torch.manual_seed(0)
+    config = actor_config()
+    with_sft = micro_batch(rows, length)
+    variants = {"verl_vanilla": (ppo_loss, with_sft), "hpt_rl_plus_nll": (hpt_actor_loss, with_sft),
+                "hpt_rl_plus_shaped": (hpt_actor_loss, micro_batch(rows, length, demo_term="off"))}
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    for round_index in range(repeats + 1):
+        for name, (loss_fn, batch) in variants.items():
+            seconds = time_once(loss_fn, config, *batch)
+            if round_index:
+                samples[name].append(seconds)
+    medians = {name: summary(values)["median"] for name, values in samples.items()}
+    vanilla = medians["verl_vanilla"]
+    return {
+        "rows": rows, "response_length": length, "repeats": repeats, "torch_threads": torch.get_num_threads(),
+        "samples_s": samples, "median_s": medians,
+        "ratio_rl_plus_nll_over_vanilla": medians["hpt_rl_plus_nll"] / vanilla,
+        "ratio_rl_plus_shaped_over_vanilla": medians["hpt_rl_plus_shaped"] / vanilla,
+        "target_ratio": TARGET_RATIO,
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -88,23 +109,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--rows", type=int, default=64)
     parser.add_argument("--length", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--out", type=Path, default=None, help="also write the result as JSON here")
     args = parser.parse_args(argv)
-    torch.manual_seed(0)
-    td, flat, offsets = micro_batch(args.rows, args.length)
-    config = actor_config()
-    vanilla = time_loss(ppo_loss, config, td, flat, offsets, args.repeats)
-    hybrid = time_loss(hpt_actor_loss, config, td, flat, offsets, args.repeats)
-    off_td, off_flat, off_offsets = micro_batch(args.rows, args.length, demo_term="off")
-    shaped = time_loss(hpt_actor_loss, config, off_td, off_flat, off_offsets, args.repeats)
-    result = {
-        "benchmark": "loss_overhead", "rows": args.rows, "response_length": args.length, "repeats": args.repeats,
-        "median_s": {"verl_vanilla": vanilla, "hpt_rl_plus_nll": hybrid, "hpt_rl_plus_shaped": shaped},
-        "ratio_rl_plus_nll_over_vanilla": hybrid / vanilla, "ratio_rl_plus_shaped_over_vanilla": shaped / vanilla,
-        "target_ratio": TARGET_RATIO,
-        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-                    "torch_threads": torch.get_num_threads(), "python": platform.python_version()},
-    }
-    print(json.dumps(result, indent=2))
+    result = {"benchmark": "loss_overhead", **measure(args.rows, args.length, args.repeats),
+              "machine": machine_description()}
+    emit(result, args.out)
     return result
 
 

@@ -1,0 +1,102 @@
+"""Runs of the real trainer on CPU, and the steady-state step time of one (target: <= 3 s per step).
+
+``run_training`` runs ``python -m hpt.main --config-name hpt_trainer_cpu`` (or verl's own ``main_ppo``)
+on the tiny model in a subprocess and leaves verl's per-step metrics in a JSON-lines log; the other
+parts of the systems benchmark build on it. As a command it reports the median step time and its
+stages over the steps after warm-up (the first steps pay for Ray start, model load and the first
+``generate``). Usage: ``python -m benchmarks.speed.step_time [--steps 10 --warmup 3]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from benchmarks.speed.common import ROOT, emit, machine_description, read_steps, steady_medians
+
+CONFIG_DIR = ROOT / "hpt" / "config"
+TARGET_S = 3.0
+LOG_TAIL_LINES = 40
+
+
+@dataclasses.dataclass(frozen=True)
+class Shape:
+    """The batch shape of a step: prompts per step x samples per prompt, up to ``response_length`` tokens."""
+
+    prompts: int = 16
+    samples: int = 4
+    response_length: int = 32
+
+    def overrides(self) -> list[str]:
+        return [f"data.train_batch_size={self.prompts}", f"actor_rollout_ref.rollout.n={self.samples}",
+                f"data.max_response_length={self.response_length}"]
+
+
+def build_tiny(tiny_dir: Path) -> Path:
+    """Build (or find) the tiny model and task; returns the absolute directory."""
+    subprocess.run([sys.executable, "-m", "hpt.data.build_tiny", "--out", str(tiny_dir)], check=True,
+                   stdout=subprocess.DEVNULL)
+    return tiny_dir.resolve()
+
+
+def run_training(tiny_dir: Path, shape: Shape, steps: int, overrides: list[str], log_path: Path,
+                 stock_verl: bool = False) -> list[dict[str, float]]:
+    """One training run of the real trainer; returns its steps (``common.read_steps``).
+
+    ``stock_verl`` runs verl's own ``main_ppo`` (plain GRPO, verl's loss and trainer) on the same CPU
+    overlay instead of ``hpt.main``. The run's output goes to ``log_path`` with suffix ``.out``; its
+    tail is in the error when the run fails.
+    """
+    env = dict(os.environ, VERL_FILE_LOGGER_PATH=str(log_path), VERL_PLATFORM="cpu", WANDB_MODE="disabled")
+    if stock_verl:
+        entry = ["verl.trainer.main_ppo", f"--config-path={CONFIG_DIR}", "--config-name=hpt_trainer_cpu",
+                 f"reward.custom_reward_function.path={ROOT / 'hpt' / 'rewards' / 'arithmetic.py'}"]
+    else:
+        entry = ["hpt.main", "--config-name", "hpt_trainer_cpu"]
+    command = [
+        sys.executable, "-m", *entry,
+        f"actor_rollout_ref.model.path={tiny_dir / 'model'}",
+        f"data.train_files={tiny_dir / 'data' / 'train.parquet'}",
+        f"data.val_files={tiny_dir / 'data' / 'test.parquet'}",
+        *shape.overrides(),
+        f"trainer.total_training_steps={steps}", "trainer.val_before_train=false", "trainer.test_freq=-1",
+        "trainer.save_freq=-1", "trainer.logger=[console,file]", *overrides,
+    ]
+    output_path = log_path.with_suffix(".out")
+    with output_path.open("w") as output:
+        completed = subprocess.run(command, env=env, cwd=log_path.parent, stdout=output, stderr=subprocess.STDOUT)
+    if completed.returncode:
+        tail = "\n".join(output_path.read_text().splitlines()[-LOG_TAIL_LINES:])
+        raise RuntimeError(f"training run failed (exit {completed.returncode}): {' '.join(command)}\n{tail}")
+    return read_steps(log_path)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--strategy", default="switch")
+    parser.add_argument("--tiny-dir", type=Path, default=ROOT / ".hpt_tiny")
+    parser.add_argument("--out", type=Path, default=None, help="also write the result as JSON here")
+    args = parser.parse_args(argv)
+    tiny_dir = build_tiny(args.tiny_dir)
+    shape = Shape()
+    with tempfile.TemporaryDirectory() as scratch:
+        steps = run_training(tiny_dir, shape, args.steps, [f"trainer.unify_strategy={args.strategy}"],
+                             Path(scratch) / "metrics.jsonl")
+    result = {
+        "benchmark": "step_time", "strategy": args.strategy, "shape": dataclasses.asdict(shape),
+        "steps": steps, "median_s": steady_medians([steps], args.warmup), "target_step_s": TARGET_S,
+        "machine": machine_description(),
+    }
+    emit(result, args.out)
+    return result
+
+
+if __name__ == "__main__":
+    main()
