@@ -94,7 +94,7 @@ def run(config: DictConfig) -> None:
     """Validate the config, then hand it to verl's Ray launcher with hpt's task runner."""
     _check_device(config)
     if config.trainer.device == "cpu":
-        os.environ["VERL_PLATFORM"] = "cpu"  # before verl is imported: verl caches the platform
+        os.environ["VERL_PLATFORM"] = "cpu"  # for code that reads it later; verl's own choice is already made
     OmegaConf.resolve(config)
     _check_hpt_keys(config)
 
@@ -115,5 +115,21 @@ def main(config: DictConfig) -> None:
         raise SystemExit(f"hpt: configuration error: {exc}") from None
 
 
+def select_platform_before_hydra() -> None:
+    """Choose hpt's CPU platform on a machine without a GPU, before Hydra composes the config.
+
+    Composing imports verl (the config search path is ``pkg://verl.trainer.config``) and verl fixes
+    its platform at import, so setting ``VERL_PLATFORM`` in ``run`` would come too late. A value the
+    user set is kept.
+    """
+    if "VERL_PLATFORM" in os.environ:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ["VERL_PLATFORM"] = "cpu"
+
+
 if __name__ == "__main__":
+    select_platform_before_hydra()
     main()

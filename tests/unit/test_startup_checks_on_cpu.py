@@ -1,11 +1,13 @@
 """Bad configurations stop at start-up with a message that says what to do (before Ray starts)."""
 
+import os
+
 import pytest
 import torch
 from hydra import compose, initialize_config_module
 
 from hpt.config import resolvers
-from hpt.main import CPU_OVERLAY, ConfigError, run
+from hpt.main import CPU_OVERLAY, ConfigError, run, select_platform_before_hydra
 
 
 def _config(name: str, *overrides: str):
@@ -69,3 +71,17 @@ def test_custom_loss_file_must_exist():
     with pytest.raises(ConfigError, match="does not exist"):
         run(_config(CPU_OVERLAY, "actor_rollout_ref.actor.policy_loss.loss_mode=custom",
                     "actor_rollout_ref.actor.custom_loss_path=/nonexistent/loss.py"))
+
+
+def test_machine_without_gpu_selects_the_cpu_platform_before_hydra(monkeypatch):
+    monkeypatch.delenv("VERL_PLATFORM", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    select_platform_before_hydra()
+    assert os.environ["VERL_PLATFORM"] == "cpu"
+
+
+def test_platform_chosen_by_the_user_is_kept(monkeypatch):
+    monkeypatch.setenv("VERL_PLATFORM", "cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    select_platform_before_hydra()
+    assert os.environ["VERL_PLATFORM"] == "cuda"
