@@ -1,8 +1,10 @@
 """The ``hf`` rollout server's throughput ÷ one batched ``generate`` over the same prompts (target >= 0.8).
 
 The server (``hpt.cpu.hf_rollout.HFRolloutServer``) runs as a Ray actor, as in training, and gets
-prompts x samples concurrent requests, one per sample, with the sampling settings verl's agent loop
-sends (the CPU overlay's temperature, top-p/k and log-probs); it batches them into ``generate`` calls.
+prompts x samples concurrent requests, one per sample, through the client verl's agent loop uses
+(``LLMServerClient``: a Ray call to verl's load balancer, then one to the server), with the sampling
+settings the agent loop sends (the CPU overlay's temperature, top-p/k and log-probs); it batches them
+into ``generate`` calls.
 The limit it is held against is one direct ``model.generate`` over the same left-padded prompts in
 this process, with the same settings, EOS, log-probs and torch thread count. A third variant sends the
 same requests to the server's engine in this process (no Ray), which splits the server's gap into
@@ -17,22 +19,34 @@ Usage: ``python -m benchmarks.speed.rollout_throughput [--prompts 16 --samples 4
 import verl  # noqa: F401  (first: lets verl load hpt's plugin before the imports below)
 import argparse
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import pandas as pd
 import ray
 import torch
 from hydra import compose, initialize_config_module
 from transformers import AutoModelForCausalLM, AutoTokenizer
+from omegaconf import DictConfig
 from verl.utils.config import omega_conf_to_dataclass
 from verl.workers.config import HFModelConfig, RolloutConfig
+from verl.workers.rollout.llm_server import LLMServerClient
+from verl.workers.rollout.router import get_router_handle
 
 from benchmarks.speed.common import ROOT, emit, machine_description, summary
 from benchmarks.speed.step_time import Shape, build_tiny
-from hpt.cpu.hf_rollout import HFGenerationEngine, HFRolloutServer, left_pad, parse_sampling_params, split_generations
+from hpt.cpu.hf_rollout import (
+    HFGenerationEngine,
+    HFRolloutServer,
+    left_pad,
+    parse_sampling_params,
+    server_actor_name,
+    split_generations,
+)
 from hpt.data.warm_start import prompt_ids
 
 TARGET_RATIO = 0.8
@@ -40,18 +54,28 @@ SERVER, ENGINE, DIRECT = "server", "engine_without_ray", "direct_generate"
 Request = Callable[[list[int], dict[str, Any]], Awaitable[Any]]
 
 
-def rollout_settings(tiny_dir: Path, shape: Shape, threads: int) -> tuple[RolloutConfig, HFModelConfig, dict]:
-    """The CPU overlay's rollout and model configs for ``shape``, and the sampling dict the agent loop sends."""
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """The CPU overlay's config for one shape, its rollout and model parts, and the agent loop's sampling dict."""
+
+    config: DictConfig
+    rollout: RolloutConfig
+    model: HFModelConfig
+    sampling: dict[str, Any]
+
+
+def rollout_setup(tiny_dir: Path, shape: Shape, threads: int) -> Setup:
+    """Compose the CPU overlay for ``shape`` with ``threads`` torch threads in the server."""
     with initialize_config_module("hpt.config", version_base=None):
         cfg = compose("hpt_trainer_cpu", overrides=[
             f"actor_rollout_ref.model.path={tiny_dir / 'model'}", *shape.overrides(),
             f"actor_rollout_ref.rollout.engine_kwargs.hf.num_threads={threads}",
         ])
     rollout = omega_conf_to_dataclass(cfg.actor_rollout_ref.rollout)
-    model = omega_conf_to_dataclass(cfg.actor_rollout_ref.model, dataclass_type=HFModelConfig)
     sampling = {"temperature": rollout.temperature, "top_p": rollout.top_p, "top_k": rollout.top_k,
                 "repetition_penalty": 1.0, "logprobs": rollout.calculate_log_probs}
-    return rollout, model, sampling
+    return Setup(cfg, rollout, omega_conf_to_dataclass(cfg.actor_rollout_ref.model, dataclass_type=HFModelConfig),
+                 sampling)
 
 
 def request_prompts(tiny_dir: Path, shape: Shape) -> list[list[int]]:
@@ -93,39 +117,39 @@ def direct_round(engine: HFGenerationEngine, prompts: Sequence[list[int]], sampl
     return seconds, sum(len(result.token_ids) for result in results)
 
 
-def start_server(rollout: RolloutConfig, model_config: HFModelConfig) -> Any:
+def start_server(setup: Setup) -> Any:
     """A local Ray and the rollout server actor, with the options ``HFRolloutReplica`` gives it; the
     actor process runs on verl's CPU platform, as the overlay's Ray workers do."""
-    ray.init(include_dashboard=False, log_to_driver=False, runtime_env={
+    ray.init(address="local", include_dashboard=False, log_to_driver=False, runtime_env={
         "env_vars": {"VERL_PLATFORM": "cpu", "TOKENIZERS_PARALLELISM": "false"}})
     server = ray.remote(HFRolloutServer).options(num_cpus=0, max_concurrency=1000).remote(
-        config=rollout, model_config=model_config, replica_rank=0)
+        config=setup.rollout, model_config=setup.model, replica_rank=0)
     ray.get(server.ready.remote())
     return server
 
 
-async def local_engine(server: Any, rollout: RolloutConfig, model_config: HFModelConfig) -> HFGenerationEngine:
+async def local_engine(server: Any, setup: Setup) -> HFGenerationEngine:
     """An engine in this process like the server's: same weights file, EOS and padding, default batching."""
     eos_token_ids, pad_token_id = await server.__ray_call__.remote(
         lambda actor: (actor.engine.eos_token_ids, actor.engine.pad_token_id))
-    model = AutoModelForCausalLM.from_pretrained(model_config.local_path, dtype=torch.float32,
+    model = AutoModelForCausalLM.from_pretrained(setup.model.local_path, dtype=torch.float32,
                                                  attn_implementation="sdpa")
     return HFGenerationEngine(model, eos_token_ids=eos_token_ids, pad_token_id=pad_token_id,
-                              prompt_length=rollout.prompt_length, response_length=rollout.response_length,
-                              max_batch_size=rollout.max_num_seqs)
+                              prompt_length=setup.rollout.prompt_length, response_length=setup.rollout.response_length,
+                              max_batch_size=setup.rollout.max_num_seqs)
 
 
-async def alternate(server: Any, rollout: RolloutConfig, model_config: HFModelConfig,
-                    prompts: Sequence[list[int]], sampling: dict, repeats: int) -> dict[str, list[dict[str, float]]]:
+async def alternate(server: Any, setup: Setup, prompts: Sequence[list[int]], repeats: int) -> dict[str, list[dict]]:
     """``repeats`` timed rounds of server, engine and direct generation (after an untimed one); seed = round."""
-    engine = await local_engine(server, rollout, model_config)
+    engine = await local_engine(server, setup)
+    client = LLMServerClient(setup.config, load_balancer_handle=get_router_handle({server_actor_name(0): server}))
     requests: dict[str, Request] = {
-        SERVER: lambda prompt, params: server.generate.remote(prompt_ids=prompt, sampling_params=params),
+        SERVER: lambda prompt, params: client.generate(uuid4().hex, prompt_ids=prompt, sampling_params=params),
         ENGINE: engine.generate,
     }
     rounds: dict[str, list[dict[str, float]]] = {SERVER: [], ENGINE: [], DIRECT: []}
     for round_index in range(repeats + 1):
-        seeded = {**sampling, "seed": round_index}
+        seeded = {**setup.sampling, "seed": round_index}
         timed = {name: await concurrent_round(request, prompts, seeded) for name, request in requests.items()}
         timed[DIRECT] = direct_round(engine, prompts, seeded)
         for name, (seconds, tokens) in timed.items():
@@ -136,13 +160,12 @@ async def alternate(server: Any, rollout: RolloutConfig, model_config: HFModelCo
 
 def measure(tiny_dir: Path, shape: Shape, repeats: int, threads: int) -> dict:
     """Tokens/s of the server, its engine without Ray and one direct ``generate``; medians and ratios."""
-    rollout, model_config, sampling = rollout_settings(tiny_dir, shape, threads)
+    setup = rollout_setup(tiny_dir, shape, threads)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        server = start_server(rollout, model_config)
-        rounds = asyncio.run(alternate(server, rollout, model_config, request_prompts(tiny_dir, shape), sampling,
-                                       repeats))
+        server = start_server(setup)
+        rounds = asyncio.run(alternate(server, setup, request_prompts(tiny_dir, shape), repeats))
     finally:
         ray.shutdown()
         torch.set_num_threads(previous_threads)
@@ -152,9 +175,9 @@ def measure(tiny_dir: Path, shape: Shape, repeats: int, threads: int) -> dict:
     same_tokens = {name: sum(r["tokens"] == d["tokens"] for r, d in zip(rounds[name], rounds[DIRECT], strict=True))
                    for name in (SERVER, ENGINE)}
     return {
-        "shape": {"prompts": shape.prompts, "samples": shape.samples, "max_new_tokens": rollout.response_length},
-        "sampling": sampling, "torch_threads": threads, "repeats": repeats, "rounds": rounds, "median": medians,
-        "rounds_with_the_direct_tokens": same_tokens,
+        "shape": {"prompts": shape.prompts, "samples": shape.samples, "max_new_tokens": setup.rollout.response_length},
+        "sampling": setup.sampling, "torch_threads": threads, "repeats": repeats, "rounds": rounds,
+        "median": medians, "rounds_with_the_direct_tokens": same_tokens,
         "ratio_tokens_per_s": medians[SERVER]["tokens_per_s"] / direct,
         "ratio_engine_without_ray": medians[ENGINE]["tokens_per_s"] / direct,
         "target_ratio": TARGET_RATIO,
