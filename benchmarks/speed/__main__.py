@@ -88,9 +88,10 @@ def run(settings: Settings, parts: list[str], tiny_dir: Path, out: Path, quick: 
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run (~3-4 min); its numbers mean nothing")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "speed" / "results")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "speed" / "results",
+                        help="where results.json, results.md and scaling.png go (default: %(default)s)")
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
     parser.add_argument("--tiny-dir", type=Path, default=ROOT / ".hpt_tiny")
     args = parser.parse_args(argv)

@@ -6,6 +6,7 @@ its raw samples; the machine description (load average included) says how far to
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import os
@@ -116,9 +117,22 @@ def _version(package: str) -> str | None:
         return None
 
 
-def emit(result: dict[str, Any], out: Path | None) -> None:
-    """Print a part's result as JSON (its command-line output) and write it to ``out`` if given."""
+def part_parser(doc: str, with_tiny_dir: bool = True, **int_options: int) -> argparse.ArgumentParser:
+    """A part's own command line: ``--name`` integer options with their defaults, ``--tiny-dir``, ``--out``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    for name, default in int_options.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=default)
+    if with_tiny_dir:
+        parser.add_argument("--tiny-dir", type=Path, default=ROOT / ".hpt_tiny")
+    parser.add_argument("--out", type=Path, default=None, help="also write the result as JSON here")
+    return parser
+
+
+def emit(name: str, result: dict[str, Any], out: Path | None) -> dict[str, Any]:
+    """A part's command-line result: printed as JSON with the machine, and written to ``out`` if given."""
+    result = {"benchmark": name, **result, "machine": machine_description()}
     text = json.dumps(result, indent=2)
     print(text)
     if out:
         out.write_text(text + "\n")
+    return result

@@ -13,12 +13,11 @@ of all rounds. Usage: ``python -m benchmarks.speed.hpt_vs_grpo [--steps 10 --war
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import tempfile
 from pathlib import Path
 
-from benchmarks.speed.common import ROOT, TRAIN_PART, emit, machine_description, steady_medians
+from benchmarks.speed.common import TRAIN_PART, emit, part_parser, steady_medians
 from benchmarks.speed.step_time import Shape, build_tiny, run_training
 
 TARGET_RATIO = 1.05
@@ -47,19 +46,10 @@ def measure(tiny_dir: Path, shape: Shape, steps: int, warmup: int, rounds: int, 
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--tiny-dir", type=Path, default=ROOT / ".hpt_tiny")
-    parser.add_argument("--out", type=Path, default=None, help="also write the result as JSON here")
-    args = parser.parse_args(argv)
-    tiny_dir = build_tiny(args.tiny_dir)
+    args = part_parser(__doc__, steps=10, rounds=2, warmup=3).parse_args(argv)
     with tempfile.TemporaryDirectory() as scratch:
-        result = measure(tiny_dir, Shape(), args.steps, args.warmup, args.rounds, Path(scratch))
-    result = {"benchmark": "hpt_vs_grpo", **result, "machine": machine_description()}
-    emit(result, args.out)
-    return result
+        result = measure(build_tiny(args.tiny_dir), Shape(), args.steps, args.warmup, args.rounds, Path(scratch))
+    return emit("hpt_vs_grpo", result, args.out)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,7 @@ hpt adds to an update. Usage: ``python -m benchmarks.speed.loss_overhead [--rows
 """
 
 import verl  # noqa: F401  (first: lets verl load hpt's plugin before the imports below)
-import argparse
 import time
-from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_module
@@ -21,7 +19,7 @@ from verl.utils.config import omega_conf_to_dataclass
 from verl.workers.utils.losses import ppo_loss
 from verl.workers.utils.padding import left_right_2_no_padding
 
-from benchmarks.speed.common import emit, machine_description, summary
+from benchmarks.speed.common import emit, part_parser, summary
 from hpt.core.loss import term_counts, term_masks
 from hpt.trainer.actor_loss import hpt_actor_loss
 from hpt.trainer.engine import COUNT_KEYS
@@ -105,16 +103,8 @@ def measure(rows: int, length: int, repeats: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=64)
-    parser.add_argument("--length", type=int, default=1024)
-    parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--out", type=Path, default=None, help="also write the result as JSON here")
-    args = parser.parse_args(argv)
-    result = {"benchmark": "loss_overhead", **measure(args.rows, args.length, args.repeats),
-              "machine": machine_description()}
-    emit(result, args.out)
-    return result
+    args = part_parser(__doc__, with_tiny_dir=False, rows=64, length=1024, repeats=30).parse_args(argv)
+    return emit("loss_overhead", measure(args.rows, args.length, args.repeats), args.out)
 
 
 if __name__ == "__main__":

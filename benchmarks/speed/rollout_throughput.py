@@ -17,7 +17,6 @@ Usage: ``python -m benchmarks.speed.rollout_throughput [--prompts 16 --samples 4
 """
 
 import verl  # noqa: F401  (first: lets verl load hpt's plugin before the imports below)
-import argparse
 import asyncio
 import dataclasses
 import time
@@ -37,7 +36,7 @@ from verl.workers.config import HFModelConfig, RolloutConfig
 from verl.workers.rollout.llm_server import LLMServerClient
 from verl.workers.rollout.router import get_router_handle
 
-from benchmarks.speed.common import ROOT, emit, machine_description, summary
+from benchmarks.speed.common import emit, part_parser, summary
 from benchmarks.speed.step_time import Shape, build_tiny
 from hpt.cpu.hf_rollout import (
     HFGenerationEngine,
@@ -185,21 +184,11 @@ def measure(tiny_dir: Path, shape: Shape, repeats: int, threads: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prompts", type=int, default=16)
-    parser.add_argument("--samples", type=int, default=4)
-    parser.add_argument("--response-length", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads of both (the CPU overlay uses 1)")
-    parser.add_argument("--tiny-dir", type=Path, default=ROOT / ".hpt_tiny")
-    parser.add_argument("--out", type=Path, default=None, help="also write the result as JSON here")
+    parser = part_parser(__doc__, prompts=16, samples=4, response_length=32, repeats=20)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of all three (the CPU overlay's: 1)")
     args = parser.parse_args(argv)
     shape = Shape(args.prompts, args.samples, args.response_length)
-    result = {"benchmark": "rollout_throughput",
-              **measure(build_tiny(args.tiny_dir), shape, args.repeats, args.threads),
-              "machine": machine_description()}
-    emit(result, args.out)
-    return result
+    return emit("rollout_throughput", measure(build_tiny(args.tiny_dir), shape, args.repeats, args.threads), args.out)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ stages over the steps after warm-up (the first steps pay for Ray start, model lo
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import subprocess
@@ -17,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.speed.common import ROOT, emit, machine_description, read_steps, steady_medians
+from benchmarks.speed.common import ROOT, emit, part_parser, read_steps, steady_medians
 
 CONFIG_DIR = ROOT / "hpt" / "config"
 TARGET_S = 3.0
@@ -77,25 +76,15 @@ def run_training(tiny_dir: Path, shape: Shape, steps: int, overrides: list[str],
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=3)
+    parser = part_parser(__doc__, steps=10, warmup=3)
     parser.add_argument("--strategy", default="switch")
-    parser.add_argument("--tiny-dir", type=Path, default=ROOT / ".hpt_tiny")
-    parser.add_argument("--out", type=Path, default=None, help="also write the result as JSON here")
     args = parser.parse_args(argv)
-    tiny_dir = build_tiny(args.tiny_dir)
     shape = Shape()
     with tempfile.TemporaryDirectory() as scratch:
-        steps = run_training(tiny_dir, shape, args.steps, [f"trainer.unify_strategy={args.strategy}"],
+        steps = run_training(build_tiny(args.tiny_dir), shape, args.steps, [f"trainer.unify_strategy={args.strategy}"],
                              Path(scratch) / "metrics.jsonl")
-    result = {
-        "benchmark": "step_time", "strategy": args.strategy, "shape": dataclasses.asdict(shape),
-        "steps": steps, "median_s": steady_medians([steps], args.warmup), "target_step_s": TARGET_S,
-        "machine": machine_description(),
-    }
-    emit(result, args.out)
-    return result
+    return emit("step_time", {"strategy": args.strategy, "shape": dataclasses.asdict(shape), "steps": steps,
+                              "median_s": steady_medians([steps], args.warmup), "target_step_s": TARGET_S}, args.out)
 
 
 if __name__ == "__main__":
