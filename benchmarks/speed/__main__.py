@@ -8,7 +8,7 @@ of repeats, kept with its raw samples in ``results.json`` beside ``results.md`` 
 ``scaling.png``, in ``--out`` (``results.json`` is rewritten after every part, so a failure keeps the
 parts before it).
 
-Budget on a quiet 2-core machine: about 15 minutes, mostly the 10 trainer runs of (a) and (d) (each
+Budget on a quiet 2-core machine: about 12-15 minutes, mostly the 10 trainer runs of (a) and (d) (each
 pays ~35 s of Ray and model start-up, then 8-10 steps of 2-5 s); keep it under 20. ``--quick``: a
 smoke run of the same code with 3 trainer runs of 3 steps and few repeats (~3-4 minutes): its numbers
 mean nothing. Usage: ``python -m benchmarks.speed [--quick] [--out DIR] [--parts step,loss,rollout,scaling]``.

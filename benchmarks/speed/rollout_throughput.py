@@ -29,8 +29,8 @@ import pandas as pd
 import ray
 import torch
 from hydra import compose, initialize_config_module
-from transformers import AutoModelForCausalLM, AutoTokenizer
 from omegaconf import DictConfig
+from transformers import AutoModelForCausalLM, AutoTokenizer
 from verl.utils.config import omega_conf_to_dataclass
 from verl.workers.config import HFModelConfig, RolloutConfig
 from verl.workers.rollout.llm_server import LLMServerClient
@@ -101,7 +101,8 @@ def direct_round(engine: HFGenerationEngine, prompts: Sequence[list[int]], sampl
                 if key.do_sample else {"do_sample": False})
     start = time.perf_counter()
     with torch.inference_mode(), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(key.seed)
+        if key.seed is not None:
+            torch.manual_seed(key.seed)
         out = engine.model.generate(
             input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
             eos_token_id=list(engine.eos_token_ids), pad_token_id=engine.pad_token_id,
