@@ -1,6 +1,6 @@
 """Learning benchmark: SFT, GRPO, SFT→GRPO, LUFFY, HPT switch/soft and a λ-schedule method, side by side.
 
-    python -m benchmarks.learning [--seeds 0 1 2] [--steps 30] [--methods ...] [--jobs 1] [--smoke]
+    python -m benchmarks.learning [--seeds 0 1 2] [--steps 20] [--methods ...] [--jobs 2] [--smoke]
 
 Every method runs through the real trainer (``python -m hpt.main``, CPU overlay) from the same
 warm-started base on the same hard split, with the same step budget, batch and validation cadence
@@ -42,14 +42,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.learning", description=__doc__.split("\n")[0])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), help=f"any of {', '.join(METHODS)}")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--steps", type=int, default=30, help="training steps per run (every method)")
+    parser.add_argument("--steps", type=int, default=20, help="training steps per run (every method)")
     parser.add_argument("--batch", type=int, default=32, help="prompts per step")
     parser.add_argument("--rollout-n", type=int, default=4, help="samples per prompt")
     parser.add_argument("--test-freq", type=int, default=5, help="validate every N steps")
     parser.add_argument("--switch-step", type=int, default=None, help="SFT→GRPO switch step (default: half)")
     parser.add_argument("--target-acc", type=float, default=None,
                         help="accuracy for 'steps to target' (default: halfway from the base to the best final mean)")
-    parser.add_argument("--jobs", type=int, default=1, help="trainer runs at once")
+    parser.add_argument("--jobs", type=int, default=2, help="trainer runs at once (2 fits a 2-core machine)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "learning" / "results")
     parser.add_argument("--cache", type=Path, default=REPO_ROOT / ".hpt_learning", help="regime assets (built once)")
     parser.add_argument("--smoke", action="store_true", help="tiny regime, HPT switch only, 2 steps, 1 seed")
@@ -65,6 +65,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args = parse_args(argv)
+    machine = machine_description()  # at the start: the commit the runs were made at
     methods = resolve(args.methods)
     spec = SMOKE_SPEC if args.smoke else RegimeSpec()
     regime = build_regime(args.cache, spec)
@@ -82,7 +83,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     finals = {name: statistics.fmean(c.val[max(c.val)] for c in runs.values()) for name, runs in results.items()}
     target = args.target_acc if args.target_acc is not None else base_acc + (max(finals.values()) - base_acc) / 2
     rows = [method_row(method, results[method.name], target) for method in methods]
-    machine = machine_description()
     settings = {**vars(args), "out": str(args.out), "cache": str(args.cache)}
     competence = regime.competence
     header = (
