@@ -10,6 +10,7 @@ stages over the steps after warm-up (the first steps pay for Ray start, model lo
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from benchmarks.speed.common import ROOT, emit, part_parser, read_steps, steady_
 CONFIG_DIR = ROOT / "hpt" / "config"
 TARGET_S = 3.0
 LOG_TAIL_LINES = 40
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +51,8 @@ def run_training(tiny_dir: Path, shape: Shape, steps: int, overrides: list[str],
 
     ``stock_verl`` runs verl's own ``main_ppo`` (plain GRPO, verl's loss and trainer) on the same CPU
     overlay instead of ``hpt.main``. The run's output goes to ``log_path`` with suffix ``.out``; its
-    tail is in the error when the run fails.
+    tail is in the error when the run fails. A run that fails before logging a step is started once
+    more: on a loaded machine Ray's start-up can time out, and a long benchmark should not die of it.
     """
     env = dict(os.environ, VERL_FILE_LOGGER_PATH=str(log_path), VERL_PLATFORM="cpu", WANDB_MODE="disabled")
     if stock_verl:
@@ -66,13 +69,23 @@ def run_training(tiny_dir: Path, shape: Shape, steps: int, overrides: list[str],
         f"trainer.total_training_steps={steps}", "trainer.val_before_train=false", "trainer.test_freq=-1",
         "trainer.save_freq=-1", "trainer.logger=[console,file]", *overrides,
     ]
-    output_path = log_path.with_suffix(".out")
-    with output_path.open("w") as output:
-        completed = subprocess.run(command, env=env, cwd=log_path.parent, stdout=output, stderr=subprocess.STDOUT)
-    if completed.returncode:
-        tail = "\n".join(output_path.read_text().splitlines()[-LOG_TAIL_LINES:])
-        raise RuntimeError(f"training run failed (exit {completed.returncode}): {' '.join(command)}\n{tail}")
+    code = _run_logged(command, env, log_path)
+    if code and not (log_path.exists() and log_path.read_text().strip()):
+        logger.warning("training run failed before its first step (exit %d), starting it again:\n%s", code,
+                       _tail(log_path))
+        code = _run_logged(command, env, log_path)
+    if code:
+        raise RuntimeError(f"training run failed (exit {code}): {' '.join(command)}\n{_tail(log_path)}")
     return read_steps(log_path)
+
+
+def _run_logged(command: list[str], env: dict[str, str], log_path: Path) -> int:
+    with log_path.with_suffix(".out").open("w") as output:
+        return subprocess.run(command, env=env, cwd=log_path.parent, stdout=output, stderr=subprocess.STDOUT).returncode
+
+
+def _tail(log_path: Path) -> str:
+    return "\n".join(log_path.with_suffix(".out").read_text().splitlines()[-LOG_TAIL_LINES:])
 
 
 def main(argv: list[str] | None = None) -> dict:
