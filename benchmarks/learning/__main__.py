@@ -49,7 +49,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--switch-step", type=int, default=None, help="SFT→GRPO switch step (default: half)")
     parser.add_argument("--target-acc", type=float, default=None,
                         help="accuracy for 'steps to target' (default: halfway from the base to the best final mean)")
-    parser.add_argument("--jobs", type=int, default=1, help="trainer runs at once (2 on 2 cores was slower per run than 1)")
+    parser.add_argument("--jobs", type=int, default=1, help="trainer runs at once (2 on 2 cores: slower per run)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "learning" / "results")
     parser.add_argument("--cache", type=Path, default=REPO_ROOT / ".hpt_learning", help="regime assets (built once)")
     parser.add_argument("--smoke", action="store_true", help="tiny regime, HPT switch only, 2 steps, 1 seed")
