@@ -124,7 +124,7 @@ def plot_curves(path: Path, methods: Sequence[Method], results: dict[str, dict[i
     figure = Figure(figsize=(15, 4.5), layout="constrained")
     axes = figure.subplots(1, 3)
     panels = (("val", "held-out accuracy (greedy)"), ("reward", "mean rollout reward"),
-              ("sft_frac", "share of prompts trained on SFT"))
+              ("sft_frac", "share of prompts in SFT-only mode"))
     for axis, (attribute, title) in zip(axes, panels, strict=True):
         for method in methods:
             steps, mean, low, high = _mean_curve(results[method.name], attribute)
