@@ -18,6 +18,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from hpt.report.metrics_log import read_metrics_log
+
 ROOT = Path(__file__).resolve().parents[2]
 # What the benchmark keeps of each step verl logs: its stage timings (seconds) and the batch's size.
 STEP_KEYS = (
@@ -36,16 +38,17 @@ def summary(samples: Sequence[float]) -> dict[str, float]:
 
 
 def read_steps(log_path: Path) -> list[dict[str, float]]:
-    """The ``STEP_KEYS`` of every step in a verl file-logger log (JSON lines), plus ``train_part``."""
+    """The ``STEP_KEYS`` of every training step in a verl file-logger log, plus ``train_part``.
+
+    Parsing is ``hpt report``'s (``hpt.report.metrics_log``); a validation-only line (step 0) is no step.
+    """
     steps = []
-    for line in log_path.read_text().splitlines():
-        if not line.strip():
+    for step, data in read_metrics_log(log_path).steps.items():
+        if "timing_s/step" not in data:
             continue
-        record = json.loads(line)
-        data = record["data"]
-        step = {"step": int(record["step"]), **{key: float(data[key]) for key in STEP_KEYS if key in data}}
-        step[TRAIN_PART] = step["timing_s/step"] - step["timing_s/gen"]
-        steps.append(step)
+        record = {"step": step, **{key: data[key] for key in STEP_KEYS if key in data}}
+        record[TRAIN_PART] = record["timing_s/step"] - record["timing_s/gen"]
+        steps.append(record)
     return steps
 
 
