@@ -69,8 +69,8 @@ def _common_overrides(
     ]
 
 
-def _run_stage(stage_dir: Path, overrides: list[str]) -> StageResult:
-    """One trainer process; reuses a finished one (``done.json``), re-runs an unfinished one."""
+def _run_stage(stage_dir: Path, overrides: list[str], step_offset: int = 0) -> StageResult:
+    """One trainer process, recorded in ``done.json`` when it succeeds; a finished one is reused."""
     done = stage_dir / DONE_FILE
     if done.is_file():
         record = json.loads(done.read_text())
@@ -86,15 +86,11 @@ def _run_stage(stage_dir: Path, overrides: list[str]) -> StageResult:
     wall = time.perf_counter() - start
     if completed.returncode != 0:
         raise RuntimeError(f"{stage_dir.name} failed (exit {completed.returncode}); see {stage_dir / 'trainer.log'}")
-    return StageResult(stage_dir / METRICS_FILE, 0, wall)
-
-
-def _mark_done(stage_dir: Path, result: StageResult, overrides: list[str]) -> StageResult:
-    record = {"step_offset": result.step_offset, "wall_seconds": result.wall_seconds, "overrides": overrides}
+    record = {"step_offset": step_offset, "wall_seconds": wall, "overrides": overrides}
     tmp = stage_dir / f".{DONE_FILE}.tmp"
     tmp.write_text(json.dumps(record, indent=1) + "\n")
-    os.replace(tmp, stage_dir / DONE_FILE)
-    return result
+    os.replace(tmp, done)
+    return StageResult(stage_dir / METRICS_FILE, step_offset, wall)
 
 
 def run_method(out: Path, regime: Regime, budget: Budget, method: Method, seed: int) -> list[StageResult]:
@@ -104,16 +100,14 @@ def run_method(out: Path, regime: Regime, budget: Budget, method: Method, seed: 
     if method.second_stage is None:
         overrides = [*_common_overrides(regime, budget, seed, base_dir, name), *method.overrides,
                      f"trainer.total_training_steps={budget.steps}", "trainer.save_freq=-1"]
-        return [_mark_done(base_dir, _run_stage(base_dir, overrides), overrides)]
+        return [_run_stage(base_dir, overrides)]
     first_dir, second_dir = base_dir / "stage1", base_dir / "stage2"
     first = [*_common_overrides(regime, budget, seed, first_dir, f"{name}-stage1"), *method.overrides,
              f"trainer.total_training_steps={budget.switch_step}", f"trainer.save_freq={budget.switch_step}",
              "actor_rollout_ref.actor.checkpoint.save_contents=[model,hf_model]"]
-    stage1 = _mark_done(first_dir, _run_stage(first_dir, first), first)
+    stage1 = _run_stage(first_dir, first)
     handoff = first_dir / "checkpoints" / f"global_step_{budget.switch_step}" / "actor" / "huggingface"
     second = [*_common_overrides(regime, budget, seed, second_dir, f"{name}-stage2", model=handoff),
               *method.second_stage, "trainer.val_before_train=false",
               f"trainer.total_training_steps={budget.steps - budget.switch_step}", "trainer.save_freq=-1"]
-    result = _run_stage(second_dir, second)
-    stage2 = _mark_done(second_dir, StageResult(result.metrics, budget.switch_step, result.wall_seconds), second)
-    return [stage1, stage2]
+    return [stage1, _run_stage(second_dir, second, step_offset=budget.switch_step)]
