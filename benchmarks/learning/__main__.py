@@ -8,7 +8,7 @@ warm-started base on the same hard split, with the same step budget, batch and v
 ``results.md`` (table), ``results.json`` (every number and the settings), ``curves.png``, and
 ``runs/<method>_s<seed>/`` with each run's metrics log and trainer output. Finished runs are reused,
 so an interrupted benchmark resumes; delete ``--out`` to start over. ``--smoke`` is the test suite's
-~1-minute version: a tiny regime, one method, two steps.
+short version: a tiny regime, SFT→GRPO switching after step 1 of 2 (one trainer process).
 """
 
 from __future__ import annotations
@@ -52,10 +52,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=1, help="trainer runs at once (2 on 2 cores: slower per run)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "learning" / "results")
     parser.add_argument("--cache", type=Path, default=REPO_ROOT / ".hpt_learning", help="regime assets (built once)")
-    parser.add_argument("--smoke", action="store_true", help="tiny regime, HPT switch only, 2 steps, 1 seed")
+    parser.add_argument("--smoke", action="store_true", help="tiny regime, SFT→GRPO only, 2 steps, 1 seed")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.methods, args.seeds, args.steps, args.batch, args.test_freq = ["hpt_switch"], [0], 2, 8, 1
+        args.methods, args.seeds, args.steps, args.batch, args.test_freq = ["sft_grpo"], [0], 2, 8, 1
     args.switch_step = args.switch_step if args.switch_step is not None else args.steps // 2
     if not 0 < args.switch_step < args.steps:
         parser.error(f"--switch-step must be between 1 and --steps - 1, got {args.switch_step}")
@@ -75,10 +75,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     budget = Budget(args.steps, args.batch, args.test_freq, args.rollout_n, args.switch_step)
     tasks = [(method, seed) for seed in args.seeds for method in methods]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        stages = list(pool.map(lambda task: run_method(args.out, regime, budget, *task), tasks))
+        runs = list(pool.map(lambda task: run_method(args.out, regime, budget, *task), tasks))
     results: dict[str, dict[int, RunCurves]] = {method.name: {} for method in methods}
-    for (method, seed), run_stages in zip(tasks, stages, strict=True):
-        results[method.name][seed] = load_curves(run_stages)
+    for (method, seed), run in zip(tasks, runs, strict=True):
+        results[method.name][seed] = load_curves(run)
     base_acc = statistics.fmean(c.val[0] for runs in results.values() for c in runs.values() if 0 in c.val)
     finals = {name: statistics.fmean(c.val[max(c.val)] for c in runs.values()) for name, runs in results.items()}
     target = args.target_acc if args.target_acc is not None else base_acc + (max(finals.values()) - base_acc) / 2

@@ -1,8 +1,8 @@
 """The compared methods as Hydra overrides of the real trainer (``python -m hpt.main``, CPU overlay).
 
 Every method trains the same rows budget with the same optimiser settings; only the gate (what each
-prompt group teaches) and, for the schedule method, λ differ. SFT→GRPO is two runs: SFT for
-``switch_step`` steps, then GRPO from the saved Hugging Face weights for the rest of the budget.
+prompt group teaches) and, for the schedule method, λ differ. SFT→GRPO is one run: SFT on every
+prompt for ``switch_step`` steps (``trainer.sft_warmup_steps``), then GRPO for the rest of the budget.
 """
 
 from __future__ import annotations
@@ -12,12 +12,16 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Method:
-    """A method's name in tables and plots, and the overrides of each of its stages."""
+    """A method's name in tables and plots, and its trainer overrides."""
 
     name: str
     label: str
     overrides: tuple[str, ...]
-    second_stage: tuple[str, ...] | None = None  # SFT→GRPO: overrides after the switch step
+    sft_warmup: bool = False  # SFT→GRPO: SFT only until the budget's switch step
+
+    def overrides_for(self, switch_step: int) -> tuple[str, ...]:
+        """The overrides with the SFT warm-up length filled in where the method has one."""
+        return (*self.overrides, f"trainer.sft_warmup_steps={switch_step}") if self.sft_warmup else self.overrides
 
 
 METHODS: dict[str, Method] = {
@@ -25,12 +29,7 @@ METHODS: dict[str, Method] = {
     for method in (
         Method("sft", "SFT only", ("trainer.unify_strategy=sft",)),
         Method("grpo", "GRPO only", ("trainer.unify_strategy=no",)),
-        Method(
-            "sft_grpo",
-            "SFT→GRPO",
-            ("trainer.unify_strategy=sft",),
-            second_stage=("trainer.unify_strategy=no",),
-        ),
+        Method("sft_grpo", "SFT→GRPO", ("trainer.unify_strategy=no",), sft_warmup=True),
         Method("luffy", "LUFFY", ("trainer.unify_strategy=luffy",)),
         Method("hpt_switch", "HPT switch (gate 0)", ("trainer.unify_strategy=switch", "trainer.switch_gate=0")),
         Method("hpt_soft", "HPT soft (table 0)", ("trainer.unify_strategy=soft", "trainer.soft_type=0")),

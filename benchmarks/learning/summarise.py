@@ -1,7 +1,6 @@
 """Turn the runs' metrics logs into the benchmark's table, curves and JSON.
 
-Curves are aligned on training steps (SFT→GRPO's second stage is shifted by its switch step). The
-headline is held-out greedy accuracy at the last step, mean ± sample standard deviation over seeds;
+The headline is held-out greedy accuracy at the last step, mean ± sample standard deviation over seeds;
 "to target" is the first validation at or above the target accuracy, with the training wall time
 (sum of verl's ``timing_s/step``, start-up excluded) spent until then.
 """
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.learning.methods import Method
-from benchmarks.learning.runs import StageResult
+from benchmarks.learning.runs import RunResult
 from hpt.metrics import GATE_SFT_FRAC, REWARD_MEAN
 from hpt.report.atomic import write_atomically
 from hpt.report.metrics_log import read_metrics_log
@@ -36,20 +35,16 @@ class RunCurves:
     wall_seconds: float = 0.0  # whole processes, start-up included
 
 
-def load_curves(stages: Sequence[StageResult]) -> RunCurves:
-    """Merge a run's stages; a later stage's validation at its first step overrides nothing earlier."""
-    curves = RunCurves()
-    for stage in stages:
-        log = read_metrics_log(stage.metrics)
-        for step, values in log.steps.items():
-            at = step + stage.step_offset
-            for key, target in ((VAL_ACC, curves.val), (REWARD_MEAN, curves.reward),
-                                (GATE_SFT_FRAC, curves.sft_frac), (STEP_TIME, curves.step_seconds)):
-                if key in values and at not in target:
-                    target[at] = values[key]
-        curves.wall_seconds += stage.wall_seconds
+def load_curves(run: RunResult) -> RunCurves:
+    """A run's validation, reward, SFT share and step times by training step."""
+    curves = RunCurves(wall_seconds=run.wall_seconds)
+    for step, values in read_metrics_log(run.metrics).steps.items():
+        for key, target in ((VAL_ACC, curves.val), (REWARD_MEAN, curves.reward),
+                            (GATE_SFT_FRAC, curves.sft_frac), (STEP_TIME, curves.step_seconds)):
+            if key in values:
+                target[step] = values[key]
     if not curves.val:
-        raise ValueError(f"no {VAL_ACC} in {[str(s.metrics) for s in stages]}: did validation run?")
+        raise ValueError(f"no {VAL_ACC} in {run.metrics}: did validation run?")
     return curves
 
 

@@ -8,7 +8,7 @@ import verl  # noqa: F401  (first: lets verl load hpt's plugin before the import
 from omegaconf import OmegaConf
 from verl.workers.config import FSDPActorConfig
 
-from hpt.core.gates import GateConfig, build_gate
+from hpt.core.gates import GateConfig, build_gate, gate_name_at_step
 from hpt.core.offpolicy import OffPolicyParams, build_off_policy_loss, parse_reshape
 from hpt.core.schedules import ScheduleParams, build_schedule
 from hpt.trainer.custom_contract import CUSTOM_LOSS_MODE, GlobalBatchInfo
@@ -84,9 +84,13 @@ class HPTSettings:
 
     unify_strategy: str
     gate: GateConfig
+    sft_warmup_steps: int
     success_threshold: float
     demo_reward: float
     schedule: ScheduleSettings
+
+    def gate_name_at_step(self, step: int) -> str:
+        return gate_name_at_step(step, self.unify_strategy, self.sft_warmup_steps)
 
     @classmethod
     def from_trainer_config(cls, trainer_cfg) -> HPTSettings:
@@ -101,10 +105,12 @@ class HPTSettings:
                 soft_type=int(trainer_cfg.soft_type),
                 soft_table=None if soft_table is None else [list(map(float, row)) for row in soft_table],
             ),
+            sft_warmup_steps=int(trainer_cfg.sft_warmup_steps),
             success_threshold=float(trainer_cfg.success_threshold),
             demo_reward=float(trainer_cfg.demo_reward),
             schedule=ScheduleSettings(name=str(name), params=ScheduleParams(**schedule_cfg)),
         )
         build_gate(settings.unify_strategy)
+        build_gate(settings.gate_name_at_step(1))  # a negative warm-up fails here, before any compute
         build_schedule(settings.schedule.name)
         return settings

@@ -43,7 +43,7 @@ class HPTRayTrainer(RayPPOTrainer):
         super().__init__(*args, **kwargs)
         self._history = history
         self.hpt = HPTSettings.from_trainer_config(self.config.trainer)
-        self._gate = build_gate(self.hpt.unify_strategy)
+        self._gates = {name: build_gate(name) for name in (self.hpt.unify_strategy, self.hpt.gate_name_at_step(1))}
         self._sft_stream = sft_stream
         self._warned_truncation = False
 
@@ -89,7 +89,7 @@ class HPTRayTrainer(RayPPOTrainer):
         plan = plan_rebuild(
             groups,
             [t is not None for t in targets],
-            self._gate,
+            self._gates[self.hpt.gate_name_at_step(self.global_steps)],
             self.hpt.gate,
             self._row_multiple(),
             stream_rows=0 if stream is None else len(stream),

@@ -1,4 +1,8 @@
-"""The learning benchmark's one command, in its ~1-minute smoke form: regime, a real trainer run, table, curves."""
+"""The learning benchmark's one command in its smoke form: regime, one real trainer run, table, curves.
+
+The run is SFT→GRPO switching after step 1 of 2, so it also checks ``trainer.sft_warmup_steps`` in the
+real trainer: step 1 trains every prompt on its demonstration, step 2 none.
+"""
 
 import json
 import os
@@ -17,13 +21,14 @@ def test_smoke_benchmark_writes_table_curves_and_run_logs(tmp_path):
 
     payload = json.loads((out / "results.json").read_text())
     [row] = payload["rows"]
-    assert row["method"] == "hpt_switch" and row["seeds"] == [0]
+    assert row["method"] == "sft_grpo" and row["seeds"] == [0]
     assert 0.0 <= row["final_acc_mean"] <= 1.0
-    curves = payload["curves"]["hpt_switch"]["0"]
+    curves = payload["curves"]["sft_grpo"]["0"]
     assert sorted(int(step) for step in curves["val"]) == [0, 1, 2]  # before training, then every step
     assert sorted(int(step) for step in curves["step_seconds"]) == [1, 2]
+    assert curves["sft_frac"] == {"1": 1.0, "2": 0.0}  # SFT warm-up for one step, then GRPO
     assert set(payload["competence"]) >= {"greedy_accuracy", "zero_share", "mixed_share", "all_share"}
     assert payload["machine"]["git_commit"]
-    assert "| HPT switch (gate 0) |" in (out / "results.md").read_text()
+    assert "| SFT→GRPO |" in (out / "results.md").read_text()
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (out / "runs" / "hpt_switch_s0" / "done.json").is_file()
+    assert (out / "runs" / "sft_grpo_s0" / "done.json").is_file()

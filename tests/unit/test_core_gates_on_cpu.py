@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from hpt.core.gates import GATES, GateConfig, GroupOutcome, Mode, Route, build_gate, register_gate
+from hpt.core.gates import GATES, GateConfig, GroupOutcome, Mode, Route, build_gate, gate_name_at_step, register_gate
 from hpt.core.groups import count_successes
 
 
@@ -293,3 +293,13 @@ def test_count_successes_uses_threshold_not_equality():
 def test_count_successes_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="equal length"):
         count_successes(torch.zeros(3), torch.zeros(4, dtype=torch.long))
+
+
+def test_sft_warmup_routes_its_steps_through_the_sft_gate_then_the_strategy():
+    assert [gate_name_at_step(step, "no", 2) for step in (1, 2, 3, 4)] == ["sft", "sft", "no", "no"]
+    assert gate_name_at_step(1, "switch", 0) == "switch"  # 0 = no warm-up
+
+
+def test_negative_sft_warmup_is_refused():
+    with pytest.raises(ValueError, match="sft_warmup_steps"):
+        gate_name_at_step(1, "no", -1)

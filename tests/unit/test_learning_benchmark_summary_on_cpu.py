@@ -1,11 +1,11 @@
-"""The learning benchmark's bookkeeping, by hand: merged stages, steps to target, table rows."""
+"""The learning benchmark's bookkeeping, by hand: curves from a log, steps to target, table rows."""
 
 import json
 
 import pytest
 
 from benchmarks.learning.methods import METHODS, resolve
-from benchmarks.learning.runs import StageResult
+from benchmarks.learning.runs import RunResult
 from benchmarks.learning.summarise import VAL_ACC, RunCurves, first_reaching, load_curves, markdown_table, method_row
 from hpt.metrics import GATE_SFT_FRAC, REWARD_MEAN
 
@@ -15,27 +15,24 @@ def _log(path, steps):
     return path
 
 
-def test_sft_then_grpo_stages_merge_on_one_step_axis(tmp_path):
-    first = _log(tmp_path / "a.jsonl", [
+def test_curves_are_read_by_step_from_the_metrics_log(tmp_path):
+    log = _log(tmp_path / "a.jsonl", [
         (0, {VAL_ACC: 0.5}),
         (1, {"timing_s/step": 2.0, GATE_SFT_FRAC: 1.0, REWARD_MEAN: 0.4}),
-        (2, {"timing_s/step": 3.0, GATE_SFT_FRAC: 1.0, REWARD_MEAN: 0.5, VAL_ACC: 0.6}),
+        (2, {"timing_s/step": 3.0, GATE_SFT_FRAC: 0.0, REWARD_MEAN: 0.5, VAL_ACC: 0.6}),
     ])
-    second = _log(tmp_path / "b.jsonl", [
-        (1, {"timing_s/step": 4.0, GATE_SFT_FRAC: 0.0, REWARD_MEAN: 0.7}),
-        (2, {"timing_s/step": 5.0, GATE_SFT_FRAC: 0.0, REWARD_MEAN: 0.8, VAL_ACC: 0.75}),
-    ])
-    curves = load_curves([StageResult(first, 0, 30.0), StageResult(second, 2, 20.0)])
-    assert curves.val == {0: 0.5, 2: 0.6, 4: 0.75}
-    assert curves.sft_frac == {1: 1.0, 2: 1.0, 3: 0.0, 4: 0.0}
-    assert curves.step_seconds == {1: 2.0, 2: 3.0, 3: 4.0, 4: 5.0}
-    assert curves.wall_seconds == 50.0
+    curves = load_curves(RunResult(log, 30.0))
+    assert curves.val == {0: 0.5, 2: 0.6}
+    assert curves.sft_frac == {1: 1.0, 2: 0.0}
+    assert curves.reward == {1: 0.4, 2: 0.5}
+    assert curves.step_seconds == {1: 2.0, 2: 3.0}
+    assert curves.wall_seconds == 30.0
 
 
 def test_a_run_without_validation_is_an_error(tmp_path):
     log = _log(tmp_path / "a.jsonl", [(1, {"timing_s/step": 2.0})])
     with pytest.raises(ValueError, match="did validation run"):
-        load_curves([StageResult(log, 0, 1.0)])
+        load_curves(RunResult(log, 1.0))
 
 
 def test_first_reaching_sums_training_time_up_to_that_validation():
@@ -67,6 +64,7 @@ def test_method_row_averages_seeds_and_counts_who_reached_the_target():
 
 def test_every_issue_method_is_there_and_unknown_names_list_them():
     assert {"sft", "grpo", "sft_grpo", "luffy", "hpt_switch", "hpt_soft", "mix_cosine"} == set(METHODS)
-    assert METHODS["sft_grpo"].second_stage == ("trainer.unify_strategy=no",)
+    assert METHODS["sft_grpo"].overrides_for(7) == ("trainer.unify_strategy=no", "trainer.sft_warmup_steps=7")
+    assert METHODS["grpo"].overrides_for(7) == ("trainer.unify_strategy=no",)
     with pytest.raises(ValueError, match="valid: sft, grpo"):
         resolve(["hpt", "sft"])

@@ -56,6 +56,7 @@ def test_both_configs_accept_the_documented_overrides():
         ("actor_rollout_ref.actor.off_policy_reshape=p_div_q", "p_div_p_"),
         ("actor_rollout_ref.actor.sft_loss_coef=-1", "sft_loss_coef"),
         ("trainer.switch_gate_off=-1", "switch_gate_off"),
+        ("trainer.sft_warmup_steps=-1", "sft_warmup_steps"),
         ("trainer.soft_table=[[1,0,0]]", "5 rows"),  # the CPU overlay samples n=4
         ("trainer.lambda_schedule.warmup=1.5", "warmup"),
         ("actor_rollout_ref.actor.policy_loss.loss_mode=custom", "custom_loss_path"),

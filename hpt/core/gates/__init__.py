@@ -6,6 +6,7 @@ Importing this package registers the built-in gates: ``switch``, ``soft``, ``no`
 
 from hpt.core.gates import baselines, soft, switch
 from hpt.core.gates.base import GATES, RL_ROUTE, Gate, GateConfig, GroupOutcome, Mode, Route, build_gate, register_gate
+from hpt.core.gates.base import gate_name_at_step
 
 __all__ = [
     "GATES",
@@ -17,6 +18,7 @@ __all__ = [
     "Route",
     "baselines",
     "build_gate",
+    "gate_name_at_step",
     "register_gate",
     "soft",
     "switch",
