@@ -5,6 +5,7 @@ CPU: ``python -m hpt.main --config-name hpt_trainer_cpu ...`` (HF rollout, gloo,
 """
 
 import logging
+import math
 import os
 from pathlib import Path
 
@@ -54,6 +55,7 @@ def _check_hpt_keys(config: DictConfig) -> None:
 
             validate_soft_table(settings.gate.soft_table, int(config.actor_rollout_ref.rollout.n))
         _check_actor_keys(config)
+        _check_micro_batches(config)
         _check_sft_stream(config)
         from hpt.rewards.startup import check_data_sources
 
@@ -88,6 +90,35 @@ def _check_actor_keys(config: DictConfig) -> None:
         load_custom_loss(actor.custom_loss_path)
         # Ray workers may run in another directory: hand them an absolute path.
         config.actor_rollout_ref.actor.custom_loss_path = str(Path(actor.custom_loss_path).resolve())
+
+
+def _check_micro_batches(config: DictConfig) -> None:
+    """Every fixed micro-batch size must divide a PPO mini-batch's rows per rank.
+
+    hpt's rebuild pads each step's batch to whole mini-batches (demonstration rows change its size),
+    so this is the condition under which verl can split every batch; verl itself only asserts it
+    after the first generation.
+    """
+    aro = config.actor_rollout_ref
+    world = int(config.trainer.nnodes) * int(config.trainer.n_gpus_per_node)
+    ranks = max(world // int(aro.actor.get("ulysses_sequence_parallel_size", 1) or 1), 1)
+    rows = int(aro.actor.ppo_mini_batch_size) * int(aro.rollout.n) // ranks
+    checked = {  # micro-batch key -> its dynamic-batch switch (token-budget micro-batches need no check)
+        "actor.ppo_micro_batch_size_per_gpu": "actor.use_dynamic_bsz",
+        "rollout.log_prob_micro_batch_size_per_gpu": "rollout.log_prob_use_dynamic_bsz",
+    }
+    if aro.actor.get("use_kl_loss", False) or config.algorithm.get("use_kl_in_reward", False):
+        checked["ref.log_prob_micro_batch_size_per_gpu"] = "ref.log_prob_use_dynamic_bsz"
+    keys = [key for key, dynamic in checked.items() if not OmegaConf.select(aro, dynamic, default=False)]
+    for key in keys:
+        micro = OmegaConf.select(aro, key)
+        if micro and rows % int(micro):
+            raise ConfigError(
+                f"actor_rollout_ref.{key}={micro} does not divide the {rows} rows of a PPO mini-batch per rank "
+                f"(actor.ppo_mini_batch_size={aro.actor.ppo_mini_batch_size} prompts x rollout.n={aro.rollout.n} "
+                f"/ {ranks} rank(s)); verl would stop after the first generation. Set it to a divisor of "
+                f"{rows} (e.g. {math.gcd(rows, int(micro))}) or raise actor.ppo_mini_batch_size"
+            )
 
 
 def run(config: DictConfig) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -67,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args = parse_args(argv)
     machine = machine_description()  # at the start: the commit the runs were made at
+    start = time.perf_counter()
     methods = resolve(args.methods)
     spec = SMOKE_SPEC if args.smoke else RegimeSpec()
     regime = build_regime(args.cache, spec)
@@ -76,9 +78,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     budget = Budget(args.steps, args.batch, args.test_freq, args.rollout_n, args.switch_step)
     tasks = [(method, seed) for seed in args.seeds for method in methods]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        runs = list(pool.map(lambda task: run_method(args.out, regime, budget, *task), tasks))
+        finished = list(pool.map(lambda task: run_method(args.out, regime, budget, *task), tasks))
+    duration_min = (time.perf_counter() - start) / 60
+    reused = sum(run.reused for run in finished)
     results: dict[str, dict[int, RunCurves]] = {method.name: {} for method in methods}
-    for (method, seed), run in zip(tasks, runs, strict=True):
+    for (method, seed), run in zip(tasks, finished, strict=True):
         results[method.name][seed] = load_curves(run)
     base_acc = statistics.fmean(c.val[0] for runs in results.values() for c in runs.values() if 0 in c.val)
     finals = {name: statistics.fmean(c.val[max(c.val)] for c in runs.values()) for name, runs in results.items()}
@@ -94,9 +98,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{spec.test_size} "
         f"held-out prompts. Base on the hard split: greedy {competence['greedy_accuracy']:.3f}, groups at T=1: "
         f"{competence['zero_share']:.0%} all-fail / {competence['mixed_share']:.0%} mixed / "
-        f"{competence['all_share']:.0%} all-pass. Target accuracy {target:.3f}.\n"
+        f"{competence['all_share']:.0%} all-pass. Target accuracy {target:.3f}. "
+        f"This invocation took {duration_min:.0f} min for {len(finished) - reused} run(s)"
+        f"{f' ({reused} reused from an earlier one)' if reused else ''}.\n"
     )
-    payload = {"settings": settings, "machine": machine, "competence": regime.competence, "base_acc": base_acc,
+    payload = {"settings": settings, "machine": machine, "duration_min": duration_min, "reused_runs": reused,
+               "competence": regime.competence, "base_acc": base_acc,
                "target_acc": target, "rows": rows,
                "curves": {name: {seed: vars(c) for seed, c in runs.items()} for name, runs in results.items()}}
     args.out.mkdir(parents=True, exist_ok=True)

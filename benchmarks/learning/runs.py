@@ -39,10 +39,11 @@ class Budget:
 
 @dataclass(frozen=True)
 class RunResult:
-    """One finished trainer process: its metrics log and its wall time."""
+    """One finished trainer process: its metrics log, its wall time, and whether an earlier invocation ran it."""
 
     metrics: Path
     wall_seconds: float
+    reused: bool = False
 
 
 def run_dir(out: Path, method: Method, seed: int) -> Path:
@@ -75,7 +76,7 @@ def run_method(out: Path, regime: Regime, budget: Budget, method: Method, seed: 
     done = directory / DONE_FILE
     if done.is_file():
         logger.info("reusing finished run %s", directory)
-        return RunResult(directory / METRICS_FILE, json.loads(done.read_text())["wall_seconds"])
+        return RunResult(directory / METRICS_FILE, json.loads(done.read_text())["wall_seconds"], reused=True)
     directory.mkdir(parents=True, exist_ok=True)
     overrides = _overrides(regime, budget, method, seed, directory)
     command = [sys.executable, "-m", "hpt.main", "--config-name", "hpt_trainer_cpu", *overrides]

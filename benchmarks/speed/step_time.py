@@ -34,11 +34,13 @@ class Shape:
     response_length: int = 32
 
     def overrides(self) -> list[str]:
-        # The CPU overlay's mini-batch is 4 prompts x n rows and verl needs it divisible by the 16-row
-        # micro-batch: with fewer than 4 samples the micro-batch shrinks to the mini-batch.
+        # The CPU overlay's mini-batch is 4 prompts x n rows and every 16-row micro-batch must divide it
+        # (hpt.main checks): with fewer than 4 samples the micro-batches shrink to the mini-batch.
+        micro = min(16, 4 * self.samples)
         return [f"data.train_batch_size={self.prompts}", f"actor_rollout_ref.rollout.n={self.samples}",
                 f"data.max_response_length={self.response_length}",
-                f"actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu={min(16, 4 * self.samples)}"]
+                f"actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu={micro}",
+                f"actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu={micro}"]
 
 
 def build_tiny(tiny_dir: Path) -> Path:

@@ -7,7 +7,7 @@ import torch
 from hydra import compose, initialize_config_module
 
 from hpt.config import resolvers
-from hpt.main import CPU_OVERLAY, ConfigError, run, select_platform_before_hydra
+from hpt.main import CPU_OVERLAY, ConfigError, _check_micro_batches, run, select_platform_before_hydra
 
 
 def _config(name: str, *overrides: str):
@@ -57,6 +57,8 @@ def test_both_configs_accept_the_documented_overrides():
         ("actor_rollout_ref.actor.sft_loss_coef=-1", "sft_loss_coef"),
         ("trainer.switch_gate_off=-1", "switch_gate_off"),
         ("trainer.sft_warmup_steps=-1", "sft_warmup_steps"),
+        # 4 prompts x n=2 = 8 rows per mini-batch: the overlay's 16-row micro-batches cannot split it
+        ("actor_rollout_ref.rollout.n=2", "ppo_micro_batch_size_per_gpu=16 does not divide the 8 rows"),
         ("trainer.soft_table=[[1,0,0]]", "5 rows"),  # the CPU overlay samples n=4
         ("trainer.lambda_schedule.warmup=1.5", "warmup"),
         ("actor_rollout_ref.actor.policy_loss.loss_mode=custom", "custom_loss_path"),
@@ -66,6 +68,20 @@ def test_both_configs_accept_the_documented_overrides():
 def test_bad_hybrid_settings_fail_before_any_compute(override, expected):
     with pytest.raises(ConfigError, match=expected):
         run(_config(CPU_OVERLAY, override))
+
+
+def test_micro_batches_that_divide_the_mini_batch_pass_and_log_prob_ones_are_checked_too():
+    n2 = "actor_rollout_ref.rollout.n=2"
+    _check_micro_batches(_config(CPU_OVERLAY, n2, "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8",
+                                 "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=4"))
+    with pytest.raises(ConfigError, match="rollout.log_prob_micro_batch_size_per_gpu=16 does not divide the 8 rows"):
+        _check_micro_batches(_config(CPU_OVERLAY, n2, "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8"))
+    # token-budget micro-batches split any batch: nothing to check
+    _check_micro_batches(_config(CPU_OVERLAY, n2, "actor_rollout_ref.actor.use_dynamic_bsz=true",
+                                 "actor_rollout_ref.rollout.log_prob_use_dynamic_bsz=true"))
+    # two ranks halve the rows each rank splits: 4 prompts x 4 / 2 = 8
+    with pytest.raises(ConfigError, match="does not divide the 8 rows"):
+        _check_micro_batches(_config(CPU_OVERLAY, "trainer.n_gpus_per_node=2"))
 
 
 def test_custom_loss_file_must_exist():
