@@ -93,32 +93,51 @@ def _check_actor_keys(config: DictConfig) -> None:
 
 
 def _check_micro_batches(config: DictConfig) -> None:
-    """Every fixed micro-batch size must divide a PPO mini-batch's rows per rank.
+    """Every fixed micro-batch size must divide the rows it splits on each rank.
 
-    hpt's rebuild pads each step's batch to whole mini-batches (demonstration rows change its size),
-    so this is the condition under which verl can split every batch; verl itself only asserts it
-    after the first generation.
+    The actor's update splits each PPO mini-batch (``ppo_mini_batch_size × n`` rows over the ranks).
+    The log-prob passes split the whole step's batch: a gate that adds demonstration rows or routes
+    prompts to SFT can make that batch any whole number of mini-batches, so there the log-prob
+    micro-batches must divide one mini-batch too; plain GRPO (``unify_strategy=no``, no SFT warm-up,
+    no SFT stream) keeps ``train_batch_size × n`` rows. verl itself only asserts this mid-training.
     """
     aro = config.actor_rollout_ref
     world = int(config.trainer.nnodes) * int(config.trainer.n_gpus_per_node)
-    ranks = max(world // int(aro.actor.get("ulysses_sequence_parallel_size", 1) or 1), 1)
-    rows = int(aro.actor.ppo_mini_batch_size) * int(aro.rollout.n) // ranks
-    checked = {  # micro-batch key -> its dynamic-batch switch (token-budget micro-batches need no check)
-        "actor.ppo_micro_batch_size_per_gpu": "actor.use_dynamic_bsz",
-        "rollout.log_prob_micro_batch_size_per_gpu": "rollout.log_prob_use_dynamic_bsz",
+    sp = int(aro.actor.get("ulysses_sequence_parallel_size", 1) or 1)  # deprecated key, used by verl when > 1
+    if sp <= 1:
+        sp = int(OmegaConf.select(aro, "actor.fsdp_config.ulysses_sequence_parallel_size", default=1) or 1)
+    ranks = max(world // sp, 1)
+    mini_rows = int(aro.actor.ppo_mini_batch_size) * int(aro.rollout.n)
+    if mini_rows % ranks:
+        raise ConfigError(
+            f"a PPO mini-batch of {mini_rows} rows (actor.ppo_mini_batch_size={aro.actor.ppo_mini_batch_size} "
+            f"prompts x rollout.n={aro.rollout.n}) does not split over {ranks} data-parallel rank(s); "
+            "make ppo_mini_batch_size x n a multiple of the rank count"
+        )
+    rows = mini_rows // ranks
+    keeps_batch = (
+        str(config.trainer.unify_strategy) == "no"
+        and int(config.trainer.get("sft_warmup_steps", 0)) == 0
+        and OmegaConf.select(config, "data.sft_stream.train_files") is None
+    )
+    mini = (rows, "a PPO mini-batch")
+    step = (int(config.data.train_batch_size) * int(aro.rollout.n) // ranks, "a step's batch") if keeps_batch else mini
+    checked = {  # micro-batch key -> (its dynamic-batch switch, (rows it splits per rank, what they are))
+        "actor.ppo_micro_batch_size_per_gpu": ("actor.use_dynamic_bsz", mini),
+        "rollout.log_prob_micro_batch_size_per_gpu": ("rollout.log_prob_use_dynamic_bsz", step),
     }
     if aro.actor.get("use_kl_loss", False) or config.algorithm.get("use_kl_in_reward", False):
-        checked["ref.log_prob_micro_batch_size_per_gpu"] = "ref.log_prob_use_dynamic_bsz"
-    keys = [key for key, dynamic in checked.items() if not OmegaConf.select(aro, dynamic, default=False)]
-    for key in keys:
+        checked["ref.log_prob_micro_batch_size_per_gpu"] = ("ref.log_prob_use_dynamic_bsz", step)
+    for key, (dynamic, (split_rows, what)) in checked.items():
         micro = OmegaConf.select(aro, key)
-        if micro and rows % int(micro):
-            raise ConfigError(
-                f"actor_rollout_ref.{key}={micro} does not divide the {rows} rows of a PPO mini-batch per rank "
-                f"(actor.ppo_mini_batch_size={aro.actor.ppo_mini_batch_size} prompts x rollout.n={aro.rollout.n} "
-                f"/ {ranks} rank(s)); verl would stop after the first generation. Set it to a divisor of "
-                f"{rows} (e.g. {math.gcd(rows, int(micro))}) or raise actor.ppo_mini_batch_size"
-            )
+        if not micro or OmegaConf.select(aro, dynamic, default=False) or split_rows % int(micro) == 0:
+            continue
+        raise ConfigError(
+            f"actor_rollout_ref.{key}={micro} does not divide the {split_rows} rows of {what} per rank "
+            f"(actor.ppo_mini_batch_size={aro.actor.ppo_mini_batch_size} prompts x rollout.n={aro.rollout.n} "
+            f"/ {ranks} rank(s)); verl would stop during training. Set it to a divisor of {split_rows} "
+            f"(e.g. {math.gcd(split_rows, int(micro))}) or change the batch sizes"
+        )
 
 
 def run(config: DictConfig) -> None:

@@ -99,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"held-out prompts. Base on the hard split: greedy {competence['greedy_accuracy']:.3f}, groups at T=1: "
         f"{competence['zero_share']:.0%} all-fail / {competence['mixed_share']:.0%} mixed / "
         f"{competence['all_share']:.0%} all-pass. Target accuracy {target:.3f}. "
-        f"This invocation took {duration_min:.0f} min for {len(finished) - reused} run(s)"
+        f"This invocation took {duration_min:.1f} min for {len(finished) - reused} run(s)"
         f"{f' ({reused} reused from an earlier one)' if reused else ''}.\n"
     )
     payload = {"settings": settings, "machine": machine, "duration_min": duration_min, "reused_runs": reused,

@@ -1,8 +1,9 @@
 """Launch one method × seed through the real trainer and record where its metrics went.
 
 Each run is a ``python -m hpt.main`` subprocess with the CPU overlay, its own file-logger path and
-checkpoint directory. A finished run leaves ``done.json`` (wall time, command), so an interrupted
-benchmark resumes where it stopped instead of re-running finished work.
+checkpoint directory. A finished run leaves ``done.json`` (wall time, overrides), so an interrupted
+benchmark resumes where it stopped instead of re-running finished work; a run whose overrides
+changed (other steps, batch, switch step...) is run again.
 """
 
 from __future__ import annotations
@@ -74,11 +75,15 @@ def run_method(out: Path, regime: Regime, budget: Budget, method: Method, seed: 
     """One trainer process for ``method`` with ``seed``, recorded in ``done.json``; a finished one is reused."""
     directory = run_dir(out, method, seed)
     done = directory / DONE_FILE
-    if done.is_file():
-        logger.info("reusing finished run %s", directory)
-        return RunResult(directory / METRICS_FILE, json.loads(done.read_text())["wall_seconds"], reused=True)
-    directory.mkdir(parents=True, exist_ok=True)
     overrides = _overrides(regime, budget, method, seed, directory)
+    if done.is_file():
+        record = json.loads(done.read_text())
+        if record.get("overrides") == overrides:
+            logger.info("reusing finished run %s", directory)
+            return RunResult(directory / METRICS_FILE, record["wall_seconds"], reused=True)
+        logger.warning("%s was run with other settings; running it again", directory)
+        done.unlink()
+    directory.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "hpt.main", "--config-name", "hpt_trainer_cpu", *overrides]
     env = {**os.environ, "VERL_FILE_LOGGER_PATH": str(directory / METRICS_FILE), "RAY_DEDUP_LOGS": "0"}
     logger.info("running %s", directory.name)

@@ -32,7 +32,7 @@ class RunCurves:
     reward: dict[int, float] = field(default_factory=dict)
     sft_frac: dict[int, float] = field(default_factory=dict)
     step_seconds: dict[int, float] = field(default_factory=dict)
-    wall_seconds: float = 0.0  # whole processes, start-up included
+    wall_seconds: float = 0.0  # the whole trainer process, start-up included
 
 
 def load_curves(run: RunResult) -> RunCurves:

@@ -3,7 +3,16 @@
 Engines (the verl trainer, the minimal reference loop) adapt their data to these functions.
 """
 
-from hpt.core.gates import GATES, GateConfig, GroupOutcome, Mode, Route, build_gate, register_gate
+from hpt.core.gates import (
+    GATES,
+    GateConfig,
+    GroupOutcome,
+    Mode,
+    Route,
+    build_gate,
+    gate_name_at_step,
+    register_gate,
+)
 from hpt.core.groups import GroupStats, count_successes
 from hpt.core.loss import (
     COUNT_NAMES,
@@ -29,6 +38,7 @@ __all__ = [
     "Route",
     "TermMasks",
     "build_gate",
+    "gate_name_at_step",
     "count_successes",
     "global_token_mean",
     "padding_needed",

@@ -81,7 +81,9 @@ class HPTRayTrainer(RayPPOTrainer):
         extra_info = batch.non_tensor_batch["extra_info"]
         targets = [demonstration_target(extra_info[g.rows[0]]) for g in groups]
         pass_rate = float((scores_B > self.hpt.success_threshold).float().mean())
-        scale = self.hpt.schedule(self._progress(), pass_rate)
+        warming_up = self.global_steps <= self.hpt.sft_warmup_steps
+        # The SFT warm-up is plain SFT: lambda shapes the demonstration terms of the strategy after it.
+        scale = 1.0 if warming_up else self.hpt.schedule(self._progress(), pass_rate)
         budget = batch.batch["responses"].shape[-1]
         stream, stream_truncated = (None, 0)
         if self._sft_stream is not None:
@@ -98,7 +100,9 @@ class HPTRayTrainer(RayPPOTrainer):
         demos = [tokenize_demonstration(self.tokenizer, target_of_row[d.source_row], budget) for d in plan.demos]
         options = DemoOptions(self.tokenizer.pad_token_id, scale=scale, reward=self.hpt.demo_reward)
         rebuilt = apply_plan(batch, plan, demos, options, stream)
-        if self._history is not None and self._history.config.enabled:
+        if self._history is not None and self._history.config.enabled and not warming_up:
+            # the warm-up trains every prompt on its demonstration: recording that would let
+            # remove_sfted_data drop every warm-up prompt from the strategy's later epochs
             for stats, mode in zip(groups, plan.group_modes, strict=True):
                 key = extra_info[stats.rows[0]].get("index")
                 self._history.record(key, stats.pass_rate, trained_on_demo=mode is Mode.SFT)

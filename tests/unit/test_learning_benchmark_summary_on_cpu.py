@@ -1,11 +1,14 @@
-"""The learning benchmark's bookkeeping, by hand: curves from a log, steps to target, table rows."""
+"""The learning benchmark's bookkeeping, by hand: run reuse, curves from a log, steps to target, table rows."""
 
 import json
+import subprocess
 
 import pytest
 
+from benchmarks.learning import runs
 from benchmarks.learning.methods import METHODS, resolve
-from benchmarks.learning.runs import RunResult
+from benchmarks.learning.regime import Regime
+from benchmarks.learning.runs import Budget, RunResult
 from benchmarks.learning.summarise import VAL_ACC, RunCurves, first_reaching, load_curves, markdown_table, method_row
 from hpt.metrics import GATE_SFT_FRAC, REWARD_MEAN
 
@@ -68,3 +71,23 @@ def test_every_issue_method_is_there_and_unknown_names_list_them():
     assert METHODS["grpo"].overrides_for(7) == ("trainer.unify_strategy=no",)
     with pytest.raises(ValueError, match="valid: sft, grpo"):
         resolve(["hpt", "sft"])
+
+
+def test_a_finished_run_is_reused_only_when_its_overrides_are_the_same(tmp_path, monkeypatch):
+    regime = Regime(tmp_path / "base", tmp_path / "train.parquet", tmp_path / "test.parquet", 66, {})
+    launched = []
+
+    def fake_trainer(command, **kwargs):
+        launched.append(command)
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(runs.subprocess, "run", fake_trainer)
+    budget = Budget(steps=4, train_batch_size=8, test_freq=2, rollout_n=4, switch_step=2)
+    first = runs.run_method(tmp_path, regime, budget, METHODS["sft_grpo"], seed=0)
+    assert not first.reused and len(launched) == 1
+    assert "trainer.sft_warmup_steps=2" in launched[0] and "trainer.total_training_steps=4" in launched[0]
+    again = runs.run_method(tmp_path, regime, budget, METHODS["sft_grpo"], seed=0)
+    assert again.reused and len(launched) == 1
+    longer = Budget(steps=6, train_batch_size=8, test_freq=2, rollout_n=4, switch_step=3)
+    rerun = runs.run_method(tmp_path, regime, longer, METHODS["sft_grpo"], seed=0)
+    assert not rerun.reused and len(launched) == 2 and "trainer.sft_warmup_steps=3" in launched[1]
