@@ -8,7 +8,7 @@ import verl  # noqa: F401  (first: lets verl load hpt's plugin before the import
 from omegaconf import OmegaConf
 from verl.workers.config import FSDPActorConfig
 
-from hpt.core.gates import GateConfig, build_gate, gate_name_at_step
+from hpt.core.gates import GateConfig, build_gate, gate_name_at_step, in_sft_warmup
 from hpt.core.offpolicy import OffPolicyParams, build_off_policy_loss, parse_reshape
 from hpt.core.schedules import ScheduleParams, build_schedule
 from hpt.trainer.custom_contract import CUSTOM_LOSS_MODE, GlobalBatchInfo
@@ -91,6 +91,9 @@ class HPTSettings:
 
     def gate_name_at_step(self, step: int) -> str:
         return gate_name_at_step(step, self.unify_strategy, self.sft_warmup_steps)
+
+    def in_sft_warmup(self, step: int) -> bool:
+        return in_sft_warmup(step, self.sft_warmup_steps)
 
     @classmethod
     def from_trainer_config(cls, trainer_cfg) -> HPTSettings:

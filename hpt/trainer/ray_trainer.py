@@ -81,7 +81,7 @@ class HPTRayTrainer(RayPPOTrainer):
         extra_info = batch.non_tensor_batch["extra_info"]
         targets = [demonstration_target(extra_info[g.rows[0]]) for g in groups]
         pass_rate = float((scores_B > self.hpt.success_threshold).float().mean())
-        warming_up = self.global_steps <= self.hpt.sft_warmup_steps
+        warming_up = self.hpt.in_sft_warmup(self.global_steps)
         # The SFT warm-up is plain SFT: lambda shapes the demonstration terms of the strategy after it.
         scale = 1.0 if warming_up else self.hpt.schedule(self._progress(), pass_rate)
         budget = batch.batch["responses"].shape[-1]

@@ -5,8 +5,19 @@ Importing this package registers the built-in gates: ``switch``, ``soft``, ``no`
 """
 
 from hpt.core.gates import baselines, soft, switch
-from hpt.core.gates.base import GATES, RL_ROUTE, Gate, GateConfig, GroupOutcome, Mode, Route, build_gate, register_gate
-from hpt.core.gates.base import gate_name_at_step
+from hpt.core.gates.base import (
+    GATES,
+    RL_ROUTE,
+    Gate,
+    GateConfig,
+    GroupOutcome,
+    Mode,
+    Route,
+    build_gate,
+    gate_name_at_step,
+    in_sft_warmup,
+    register_gate,
+)
 
 __all__ = [
     "GATES",
@@ -19,6 +30,7 @@ __all__ = [
     "baselines",
     "build_gate",
     "gate_name_at_step",
+    "in_sft_warmup",
     "register_gate",
     "soft",
     "switch",

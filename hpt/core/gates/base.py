@@ -125,12 +125,17 @@ def build_gate(name: str) -> Gate:
         ) from None
 
 
+def in_sft_warmup(step: int, sft_warmup_steps: int) -> bool:
+    """Whether training step ``step`` (1-based) is one of the ``sft_warmup_steps`` SFT-only steps."""
+    if sft_warmup_steps < 0:
+        raise ValueError(f"trainer.sft_warmup_steps must be >= 0 (0 = no SFT warm-up), got {sft_warmup_steps}")
+    return step <= sft_warmup_steps
+
+
 def gate_name_at_step(step: int, strategy: str, sft_warmup_steps: int) -> str:
     """The gate that routes training step ``step`` (1-based): ``sft`` during an SFT warm-up, then ``strategy``.
 
     ``sft_warmup_steps=K`` with ``strategy="no"`` is SFT→GRPO in one run: steps ``1..K`` train every
     prompt on its demonstration, later steps on the rollouts (the optimiser state carries over).
     """
-    if sft_warmup_steps < 0:
-        raise ValueError(f"trainer.sft_warmup_steps must be >= 0 (0 = no SFT warm-up), got {sft_warmup_steps}")
-    return "sft" if step <= sft_warmup_steps else strategy
+    return "sft" if in_sft_warmup(step, sft_warmup_steps) else strategy
