@@ -140,12 +140,51 @@ def _check_micro_batches(config: DictConfig) -> None:
         )
 
 
+def _import_extensions(config: DictConfig) -> None:
+    """Import ``hpt.imports`` here and publish it for every Ray worker (see ``hpt.extensions``)."""
+    from hpt import extensions
+
+    entries = extensions.normalise(OmegaConf.select(config, "hpt.imports", default=None) or [])
+    try:
+        extensions.import_all(entries)
+    except extensions.ExtensionImportError as exc:
+        raise ConfigError(str(exc)) from exc
+    if not entries:
+        return
+    value = extensions.encode(entries)
+    os.environ[extensions.ENV_VAR] = value  # a local Ray cluster inherits the driver's environment
+    OmegaConf.update(config, f"ray_kwargs.ray_init.runtime_env.env_vars.{extensions.ENV_VAR}", value,
+                     force_add=True)  # a running cluster (multi-node) gets it through Ray's runtime_env
+
+
+def _check_reward_model(config: DictConfig) -> None:
+    """A colocated reward model scores after HPT's rebuild point; only a separate pool scores before it."""
+    reward_model = OmegaConf.select(config, "reward.reward_model", default=None)
+    if reward_model is not None and reward_model.get("enable", False) and not reward_model.get(
+        "enable_resource_pool", False
+    ):
+        raise ConfigError(
+            "reward.reward_model.enable=true with a colocated reward model: verl scores it after the point where "
+            "HPT gates and rebuilds the batch (_balance_batch), so the gate would see no rewards. Give the reward "
+            "model its own resource pool (reward.reward_model.enable_resource_pool=true and its n_gpus_per_node/"
+            "nnodes), which scores every rollout as it is generated, or use a rule-based reward function"
+        )
+
+
 def run(config: DictConfig) -> None:
     """Validate the config, then hand it to verl's Ray launcher with hpt's task runner."""
     _check_device(config)
     if config.trainer.device == "cpu":
         os.environ["VERL_PLATFORM"] = "cpu"  # for code that reads it later; verl's own choice is already made
     OmegaConf.resolve(config)
+    from hpt.compat import VerlCompatibilityError, check_verl
+
+    try:
+        check_verl()
+    except VerlCompatibilityError as exc:
+        raise ConfigError(str(exc)) from exc
+    _import_extensions(config)
+    _check_reward_model(config)
     _check_hpt_keys(config)
 
     from verl.trainer.main_ppo import run_ppo

@@ -2,10 +2,13 @@
 
 Order matters (verl caches the platform at import time in several modules): the CPU platform is
 registered first, and only when ``VERL_PLATFORM=cpu``; then the ``hf`` rollout; then the FSDP
-engine that counts the hybrid loss's normalisers; then hpt's RL policy losses. verl swallows
-plugin import errors, so ``check_registrations`` is called at start-up to fail loudly instead.
+engine that counts the hybrid loss's normalisers; then hpt's RL policy losses; last the user's
+extension modules that the driver published in ``HPT_IMPORTS`` (``hpt.imports``, see
+``hpt.extensions``). verl swallows plugin import errors, so ``check_registrations`` is called at
+start-up to fail loudly instead, and a failing extension import is logged as an error here.
 """
 
+import logging
 import os
 
 if os.environ.get("VERL_PLATFORM") == "cpu":
@@ -14,6 +17,12 @@ if os.environ.get("VERL_PLATFORM") == "cpu":
 import hpt.cpu.hf_rollout  # noqa: E402,F401  (registers rollout name "hf")
 import hpt.trainer.engine  # noqa: E402,F401  (counting FSDP engine for the hybrid loss)
 import hpt.trainer.policy_losses  # noqa: E402,F401  (registers loss_mode "unclipped")
+from hpt import extensions  # noqa: E402
+
+try:
+    extensions.import_from_env()
+except extensions.ExtensionImportError:  # verl would hide it; check_registrations raises it again
+    logging.getLogger(__name__).exception("hpt: importing the user's extension modules (%s) failed", extensions.ENV_VAR)
 
 
 def check_registrations() -> None:
@@ -23,6 +32,7 @@ def check_registrations() -> None:
 
     from hpt.trainer.engine import installed as engine_installed
 
+    extensions.import_from_env()  # raises the clear ExtensionImportError in this process, if any
     problems = []
     if not engine_installed():
         problems.append("the FSDP engine is not hpt's counting engine (hybrid loss normalisers missing)")

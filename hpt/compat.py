@@ -1,0 +1,166 @@
+"""Every verl internal hpt relies on, checked against the installed verl at start-up.
+
+hpt extends verl 0.9.1 at its seams, and some of those seams are private (a module-level dict, a
+method with a leading underscore, a keyword list). A different verl release may move or rename any
+of them, and the failure would then surface mid-training as an ``AttributeError`` or a silently
+unpatched code path. ``check_verl`` looks every one of them up once, before Ray starts, and names
+the supported version and each missing or changed piece.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, fields, is_dataclass
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_VERL = "0.9.1"
+
+
+class VerlCompatibilityError(RuntimeError):
+    """The installed verl lacks (or changed) an internal hpt uses."""
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One verl object hpt uses: where it lives, the parameters it must accept, and why hpt needs it.
+
+    ``params`` are parameter names the callable must accept (``None``: any signature); ``mentions``
+    is a string its source must contain, for behaviour that no signature shows (an env var it reads).
+    For a dataclass, ``params`` are field names.
+    """
+
+    module: str
+    attr: str
+    why: str
+    params: tuple[str, ...] | None = None
+    mentions: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.module}.{self.attr}"
+
+
+_TRAINER = "verl.trainer.ppo.ray_trainer"
+_ALGOS = "verl.trainer.ppo.core_algos"
+_FSDP = "verl.workers.engine.fsdp.transformer_impl"
+_RUNNER = "verl.trainer.main_ppo_v0"
+
+REQUIREMENTS: tuple[Requirement, ...] = (
+    # platform and CPU set-up (hpt/cpu/platform.py)
+    Requirement("verl.plugin.platform", "PlatformBase", "base class of the CPU platform"),
+    Requirement("verl.plugin.platform", "PlatformRegistry.register", "registers the CPU platform", ("platform",)),
+    Requirement("verl.utils.distributed", "initialize_global_process_group_ray",
+                "wrapped to default to gloo on CPU", ("timeout_second", "backend")),
+    Requirement("verl.workers.engine.base", "EngineRegistry.get_engine_cls",
+                "CPU runs look the FSDP engine up under VERL_ENGINE_DEVICE", mentions="VERL_ENGINE_DEVICE"),
+    # the counting engine (hpt/trainer/engine.py)
+    Requirement("verl.workers.engine.base", "EngineRegistry._engines",
+                "the FSDP language-model engine is swapped for hpt's counting engine"),
+    Requirement(_FSDP, "FSDPEngineWithLMHead.forward_backward_batch",
+                "overridden to count the hybrid loss's normalisers", ("self", "data", "loss_function", "forward_only")),
+    Requirement(_FSDP, "FSDPEngineWithLMHead.train_batch",
+                "overridden to count skipped non-finite updates", ("self", "data", "loss_function")),
+    Requirement(_FSDP, "FSDPEngineWithLMHead.optimizer_step",
+                "skips the update on a non-finite gradient norm", mentions="isfinite"),
+    Requirement(_FSDP, "FSDPEngineWithLMHead.get_data_parallel_group", "all-reduce group of the counts"),
+    # the hf rollout (hpt/cpu/hf_rollout.py)
+    Requirement("verl.workers.rollout.base", "_ROLLOUT_REGISTRY", "rollout 'hf' is registered in this dict"),
+    Requirement("verl.workers.rollout.base", "BaseRollout", "base class of the hf rollout adapter"),
+    Requirement("verl.workers.rollout.replica", "RolloutReplicaRegistry.register", "registers the hf replica"),
+    Requirement("verl.workers.rollout.replica", "RolloutReplica.launch_servers", "started by the hf replica"),
+    # the loss (hpt/trainer/actor_loss.py, custom_contract.py, policy_losses.py)
+    Requirement(_ALGOS, "agg_loss", "aggregates every term over hpt's global counts",
+                ("loss_mat", "loss_mask", "loss_agg_mode", "dp_size", "batch_num_tokens", "global_batch_size",
+                 "loss_scale_factor")),
+    Requirement(_ALGOS, "get_policy_loss_fn", "the RL term uses verl's registered policy losses", ("name",)),
+    Requirement(_ALGOS, "register_policy_loss", "registers 'unclipped' and the custom loss", ("name",)),
+    Requirement(_ALGOS, "POLICY_LOSS_REGISTRY", "the custom loss file is looked up here"),
+    Requirement(_ALGOS, "kl_penalty", "KL term on on-policy tokens", ("logprob", "ref_logprob", "kl_penalty")),
+    Requirement("verl.workers.config", "FSDPActorConfig", "HPTActorConfig extends it; global_batch_info is "
+                "swapped for hpt's GlobalBatchInfo", ("global_batch_info", "policy_loss", "loss_agg_mode")),
+    Requirement("verl.workers.utils.losses", "ppo_loss", "fills global_batch_info with the aggregation keys",
+                mentions="global_batch_info"),
+    Requirement("verl.workers.utils.padding", "no_padding_2_padding", "loss inputs to padded tensors",
+                ("tensor", "data")),
+    Requirement("verl.utils.tensordict_utils", "assign_non_tensor", "attaches the counts to the mini-batch"),
+    Requirement("verl.utils.metric", "Metric", "loss metrics", ("aggregation", "value")),
+    Requirement("verl.workers.engine_workers", "ActorRolloutRefWorker.set_loss_fn", "installs the hybrid loss",
+                ("self", "loss_fn")),
+    # the trainer (hpt/trainer/ray_trainer.py, task_runner.py, hpt/main.py)
+    Requirement(_TRAINER, "RayPPOTrainer._balance_batch", "HPT's rebuild point (after reward, before log-probs)",
+                ("self", "batch", "metrics", "logging_prefix", "keep_minibatch")),
+    Requirement(_TRAINER, "RayPPOTrainer.fit", "calls _balance_batch before the reward-model pass",
+                mentions="self._balance_batch(batch"),
+    Requirement(_TRAINER, "RayPPOTrainer.init_workers", "overridden to install the loss", ("self",)),
+    Requirement(_TRAINER, "RayPPOTrainer._update_actor", "overridden to pass the step", ("self", "batch")),
+    Requirement(_TRAINER, "RayPPOTrainer._get_dp_size", "rows must divide over DP ranks",
+                ("self", "worker_group", "role")),
+    Requirement(_TRAINER, "RayPPOTrainer._save_checkpoint", "HPT run state joins verl's checkpoint", ("self",)),
+    Requirement(_TRAINER, "RayPPOTrainer._load_checkpoint", "HPT run state is restored with it", ("self",)),
+    Requirement(_RUNNER, "BaseTaskRunner.add_actor_rollout_worker", "HPTTaskRunner's set-up", ("self", "config")),
+    Requirement(_RUNNER, "BaseTaskRunner.add_ref_policy_worker", "HPTTaskRunner's set-up", ("self", "config")),
+    Requirement(_RUNNER, "BaseTaskRunner.init_resource_pool_mgr", "HPTTaskRunner's set-up", ("self", "config")),
+    Requirement("verl.trainer.ppo.utils", "create_rl_dataset", "train, validation and SFT-stream datasets",
+                ("data_paths", "data_config", "tokenizer", "processor", "is_train", "max_samples")),
+    Requirement("verl.trainer.ppo.utils", "create_rl_sampler", "wrapped by the prompt-history sampler",
+                ("data_config", "dataset")),
+    Requirement("verl.trainer.main_ppo", "run_ppo", "launched with HPTTaskRunner", ("config", "task_runner_class")),
+)
+
+
+def _resolve(requirement: Requirement) -> Any:
+    obj: Any = importlib.import_module(requirement.module)
+    for part in requirement.attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _accepted(obj: Any) -> set[str]:
+    if is_dataclass(obj):
+        return {f.name for f in fields(obj)}
+    return set(inspect.signature(obj).parameters)
+
+
+def problem(requirement: Requirement, resolve: Callable[[Requirement], Any] = _resolve) -> str | None:
+    """What is wrong with one requirement in the installed verl, or None."""
+    try:
+        obj = resolve(requirement)
+    except (ImportError, AttributeError) as exc:
+        return f"{requirement.name} is missing ({type(exc).__name__}: {exc})"
+    if requirement.params is not None:
+        try:
+            missing = [name for name in requirement.params if name not in _accepted(obj)]
+        except (TypeError, ValueError) as exc:
+            return f"{requirement.name} has no inspectable signature ({exc})"
+        if missing:
+            return f"{requirement.name} no longer accepts {', '.join(missing)}"
+    if requirement.mentions is not None:
+        try:
+            source = inspect.getsource(obj)
+        except (OSError, TypeError) as exc:
+            return f"{requirement.name}: source unavailable to check ({exc})"
+        if requirement.mentions not in source:
+            return f"{requirement.name} no longer uses {requirement.mentions!r}"
+    return None
+
+
+def check_verl(requirements: tuple[Requirement, ...] = REQUIREMENTS) -> None:
+    """Raise ``VerlCompatibilityError`` naming every missing or changed verl internal."""
+    import verl
+
+    installed = getattr(verl, "__version__", "unknown")
+    problems = [(r, p) for r in requirements if (p := problem(r)) is not None]
+    if problems:
+        lines = "\n".join(f"  - {p} (hpt uses it: {r.why})" for r, p in problems)
+        raise VerlCompatibilityError(
+            f"hpt supports verl=={SUPPORTED_VERL}; the installed verl {installed} lacks what hpt patches or "
+            f"extends:\n{lines}\nInstall the supported version: pip install verl=={SUPPORTED_VERL}"
+        )
+    if installed != SUPPORTED_VERL:
+        logger.warning("hpt is tested with verl==%s, found %s; every internal hpt uses is present", SUPPORTED_VERL,
+                       installed)
