@@ -59,6 +59,9 @@ def _check_hpt_keys(config: DictConfig) -> None:
         _check_sft_stream(config)
         from hpt.rewards.startup import check_data_sources
 
+        from hpt.data.checks import check_data_files
+
+        check_data_files(config)  # readable parquet, string demonstrations, unique extra_info.index
         check_data_sources(config)  # every data_source in the files has a verifier (hpt's dispatcher only)
     except (ValueError, FileNotFoundError) as exc:
         raise ConfigError(str(exc)) from exc

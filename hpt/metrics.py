@@ -1,4 +1,4 @@
-"""Every metric key hpt logs, declared once. Namespaces: ``hpt/gate``, ``hpt/batch``, ``hpt/loss``."""
+"""Every metric key hpt logs, declared once. Namespaces: ``hpt/gate``, ``hpt/batch``, ``hpt/loss``, ``hpt/update``."""
 
 from hpt.core.gates import Mode
 
@@ -22,4 +22,5 @@ REWARD_MEAN = "hpt/reward/mean"  # mean rollout reward before the rebuild (demo/
 LOSS_SFT = "hpt/loss/sft"  # SFT term on demonstration tokens (weighted, before sft_loss_coef)
 LOSS_OFF = "hpt/loss/off"  # off-policy RL term on demonstration tokens (weighted, before off_loss_coef)
 LOSS_RL = "hpt/loss/rl"  # policy-gradient term on on-policy tokens (with loss_mode=custom: the custom loss)
+UPDATE_SKIPPED_NONFINITE = "hpt/update/skipped_nonfinite"  # share of the step's updates skipped (grad norm not finite)
 CUSTOM_PREFIX = "hpt/custom/"  # transport prefix of a custom loss's own metrics; stripped before logging

@@ -10,10 +10,15 @@ an error, not a 0 reward: scoring a task with the wrong verifier (or none) silen
 The dispatcher always returns exactly ``score``, ``acc`` and ``pred``. verl 0.9.1's reward loop reads
 the extra-info key set from the *first* row of a batch and indexes every other row with it, so rows
 of different sources must return the same keys or the step fails with a KeyError.
+
+A verifier that raises or runs past ``verifier_timeout_s`` (a ``reward_kwargs`` option, default 30 s)
+scores that response 0 instead of killing the reward worker; every such failure is counted per
+process (``verifier_failures``) and logged with the running count.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Callable
@@ -22,7 +27,16 @@ from typing import Any
 from hpt.rewards import arithmetic
 from hpt.rewards import math as math_verifier
 
+logger = logging.getLogger(__name__)
+
 Verifier = Callable[..., Any]
+
+TIMEOUT_OPTION = "verifier_timeout_s"
+DEFAULT_TIMEOUT_S = 30.0
+FAILED = {"score": 0.0, "acc": 0.0, "pred": ""}
+_LOG_FIRST, _LOG_EVERY = 5, 100  # log the first failures of each kind, then every 100th
+
+_failures: dict[str, int] = {"raised": 0, "timed_out": 0}
 
 _exact: dict[str, Verifier] = {}
 _prefixes: dict[str, Verifier] = {}
@@ -120,7 +134,54 @@ def compute_score(
     if fn is None:
         raise ValueError(unknown_source_message([data_source]))
     options = {key: value for key, value in kwargs.items() if value is not None}
-    return _standard(fn(data_source, solution_str, ground_truth, extra_info, **options))
+    timeout_s = float(options.pop(TIMEOUT_OPTION, DEFAULT_TIMEOUT_S))
+    return _guarded(fn, timeout_s, data_source, solution_str, ground_truth, extra_info, options)
+
+
+def verifier_failures() -> dict[str, int]:
+    """How many calls in this process raised or timed out (each scored 0)."""
+    with _lock:
+        return dict(_failures)
+
+
+def _record_failure(kind: str, data_source: str, detail: str) -> None:
+    with _lock:
+        _failures[kind] += 1
+        count = _failures[kind]
+    if count <= _LOG_FIRST or count % _LOG_EVERY == 0:
+        logger.warning(
+            "verifier for data_source %r %s (%s); the response scores 0. %d such failure(s) in this process so far",
+            data_source, kind.replace("_", " "), detail, count,
+        )
+
+
+def _guarded(fn: Verifier, timeout_s: float, data_source: str, solution_str: str, ground_truth: Any,
+             extra_info: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """Run one verifier call in a daemon thread: an exception or a hang costs one response its score, not the run.
+
+    A thread, not a signal: verl may call the reward function outside the main thread. A timed-out call
+    keeps running in its daemon thread until it returns; it cannot be killed, only abandoned.
+    """
+    outcome: dict[str, Any] = {}
+
+    def call() -> None:
+        try:
+            outcome["result"] = _standard(fn(data_source, solution_str, ground_truth, extra_info, **options))
+        except Exception as exc:  # a verifier bug or malformed input: score 0, counted
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=call, name=f"verifier-{data_source}", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        detail = f"no result after {timeout_s:g} s; raise reward_kwargs.{TIMEOUT_OPTION} if it needs longer"
+        _record_failure("timed_out", data_source, detail)
+        return dict(FAILED)
+    if "error" in outcome:
+        error = outcome["error"]
+        _record_failure("raised", data_source, f"{type(error).__name__}: {error}")
+        return dict(FAILED)
+    return outcome["result"]
 
 
 def _arithmetic(data_source: str, solution_str: str, ground_truth: Any, extra_info: Any = None, **_: Any) -> dict:

@@ -76,7 +76,7 @@ class HPTRayTrainer(RayPPOTrainer):
 
     def _rebuild(self, batch: DataProto, metrics: dict) -> DataProto:
         """Gate every prompt group, then rebuild the batch with the planned rows and weights."""
-        scores_B = batch.batch["rm_scores"].sum(-1)
+        scores_B = _rollout_scores(batch)
         groups = count_successes(scores_B, group_index(batch.non_tensor_batch["uid"]), self.hpt.success_threshold)
         extra_info = batch.non_tensor_batch["extra_info"]
         targets = [demonstration_target(extra_info[g.rows[0]]) for g in groups]
@@ -130,6 +130,16 @@ class HPTRayTrainer(RayPPOTrainer):
                 M.BATCH_DEMO_TRUNCATED,
             )
             self._warned_truncation = True
+
+
+def _rollout_scores(batch: DataProto):
+    """Each rollout's reward; the rebuild point comes after streaming rewards, before a colocated reward model."""
+    if "rm_scores" not in batch.batch.keys():
+        raise RuntimeError(
+            "no rewards (rm_scores) at HPT's rebuild point: a colocated reward model scores later in verl's step. "
+            "Set reward.reward_model.enable_resource_pool=true or use a rule-based reward function"
+        )
+    return batch.batch["rm_scores"].sum(-1)
 
 
 def _logged_name(key: str) -> str:

@@ -40,3 +40,27 @@ def test_a_missing_module_and_a_behaviour_change_are_both_reported():
         compat.check_verl((missing, changed))
     assert "verl.no_such_module.thing is missing" in str(error.value)
     assert "no longer uses 'NO_SUCH_ENV_VAR'" in str(error.value)
+
+
+def test_colocated_reward_model_is_refused_at_startup():
+    from hydra import compose, initialize_config_module
+
+    from hpt.config import resolvers
+    from hpt.main import CPU_OVERLAY, ConfigError, run
+
+    resolvers.register()
+    with initialize_config_module("hpt.config", version_base=None):
+        config = compose(CPU_OVERLAY, overrides=["reward.reward_model.enable=true"])
+    with pytest.raises(ConfigError, match="enable_resource_pool=true"):
+        run(config)
+
+
+def test_rebuild_without_rewards_names_the_fix():
+    import torch
+    from verl import DataProto
+
+    from hpt.trainer.ray_trainer import _rollout_scores
+
+    batch = DataProto.from_single_dict({"responses": torch.zeros(2, 3)})
+    with pytest.raises(RuntimeError, match="enable_resource_pool=true"):
+        _rollout_scores(batch)

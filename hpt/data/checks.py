@@ -1,0 +1,121 @@
+"""Start-up checks of the data files: readable parquet, usable demonstrations, unique prompt ids.
+
+Each failure here would otherwise show up late (verl reads the files inside the Ray task runner) or
+not at all: a demonstration that is not a string is treated as missing and its group silently
+trains on rollouts only; duplicate ``extra_info.index`` values make the prompt history merge
+different prompts. Remote paths, missing files (verl and the SFT stream name those) and non-parquet
+files are left to verl.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+logger = logging.getLogger(__name__)
+
+DEMO_FIELD, INDEX_FIELD = "target", "index"
+
+
+def _local_parquets(files: Any) -> list[Path]:
+    if files is None:
+        return []
+    names = [files] if isinstance(files, str) else [str(f) for f in files]
+    paths = [Path(n.removeprefix("file://")).expanduser() for n in names
+             if n.endswith(".parquet") and ("://" not in n or n.startswith("file://"))]
+    return [path for path in paths if path.exists()]
+
+
+def check_readable(path: Path) -> None:
+    """A clear error for a truncated or non-parquet file (a half-copied file fails here, not in Ray)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        metadata = pq.ParquetFile(path).metadata
+    except (OSError, pa.ArrowException) as exc:
+        raise ValueError(
+            f"cannot read {path} as parquet ({exc}); the file is truncated or not parquet. Re-create it "
+            "(e.g. re-run `python -m hpt.data.prepare ...`) or copy it again"
+        ) from None
+    if metadata.num_rows == 0:
+        raise ValueError(f"{path} has no rows; point the config at a file with data")
+
+
+def extra_info_field(path: Path, field: str) -> list[Any] | None:
+    """``extra_info.<field>`` of every row (None where absent), or None when the file has no ``extra_info``."""
+    import pyarrow.parquet as pq
+
+    if "extra_info" not in pq.read_schema(path).names:
+        return None
+    infos = pq.read_table(path, columns=["extra_info"]).column("extra_info").to_pylist()
+    return [info.get(field) if isinstance(info, dict) else None for info in infos]
+
+
+def check_demonstrations(path: Path) -> tuple[int, int]:
+    """Raise on a non-string demonstration; return (and log) how many rows lack one, and the row count."""
+    targets = extra_info_field(path, DEMO_FIELD)
+    if targets is None:
+        targets = [None] * _rows(path)
+    bad = [(row, type(t).__name__) for row, t in enumerate(targets) if t is not None and not isinstance(t, str)]
+    if bad:
+        examples = ", ".join(f"row {row}: {kind}" for row, kind in bad[:3])
+        raise ValueError(
+            f"{path}: extra_info.{DEMO_FIELD} must be the demonstration text (a string), found {len(bad)} other "
+            f"value(s) ({examples}); convert them to text, or leave them empty to train those prompts on rollouts only"
+        )
+    missing = sum(1 for t in targets if t is None or not t.strip())
+    if missing:
+        logger.warning(
+            "%s: %d of %d rows have no demonstration (missing or empty extra_info.%s); a group the gate sends to "
+            "its demonstration trains on its rollouts instead, counted each step in hpt/gate/missing_demo_groups",
+            path, missing, len(targets), DEMO_FIELD,
+        )
+    return missing, len(targets)
+
+
+def _rows(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+def check_unique_index(paths: list[Path]) -> None:
+    """The prompt history needs ``extra_info.index`` on every row of the training files, each value once."""
+    keys = [key for path in paths for key in (extra_info_field(path, INDEX_FIELD) or [None])]
+    absent = sum(1 for key in keys if key is None)
+    repeated = [key for key, count in Counter(k for k in keys if k is not None).items() if count > 1]
+    if absent or repeated:
+        found = f"{absent} row(s) without one" if absent else f"repeated values, e.g. {repeated[:3]}"
+        raise ValueError(
+            f"trainer.remove_sfted_data / trainer.skip_solved_prompts identify prompts by extra_info.{INDEX_FIELD}, "
+            f"which must be present and unique across data.train_files; found {found} in "
+            f"{', '.join(str(p) for p in paths)}. Add a unique index or turn both options off"
+        )
+
+
+def check_data_files(config: Any) -> None:
+    """Run the checks above on the configured local parquet files (``ValueError`` on the first problem)."""
+    data = config.data
+    train = _local_parquets(data.get("train_files"))
+    for path in train + _local_parquets(data.get("val_files")) + _local_parquets(
+        OmegaConf.select(config, "data.sft_stream.train_files")
+    ):
+        check_readable(path)
+    trainer = config.trainer
+    uses_demos = str(trainer.get("unify_strategy")) != "no" or int(trainer.get("sft_warmup_steps", 0) or 0) > 0
+    history = bool(trainer.get("remove_sfted_data", False)) or bool(trainer.get("skip_solved_prompts", False))
+    if uses_demos and train:
+        counts = [check_demonstrations(path) for path in train]
+        if sum(missing for missing, _ in counts) == sum(rows for _, rows in counts):
+            raise ValueError(
+                f"no row of data.train_files has a demonstration in extra_info.{DEMO_FIELD}, so no prompt can be "
+                f"trained on one (trainer.unify_strategy={trainer.get('unify_strategy')!r}); add demonstrations, "
+                "or set trainer.unify_strategy=no for plain GRPO"
+            )
+    if history and train:
+        check_unique_index(train)
