@@ -85,19 +85,26 @@ def make_batch(demo_rows=DEMO_ROWS, global_step: int = 1, total_steps: int = 1) 
     return batch
 
 
-def old_log_probs(worker, batch: DataProto) -> torch.Tensor:
-    """The current policy's response log-probs, padded ``(ROWS, RESPONSE_LEN)``."""
+def old_log_probs(worker, batch: DataProto, max_tokens: int | None = None) -> torch.Tensor:
+    """The current policy's response log-probs, padded ``(rows, RESPONSE_LEN)``; ``max_tokens``: dynamic batching."""
     td = left_right_2_no_padding(batch.to_tensordict())
     tu.assign_non_tensor(td, calculate_entropy=False, compute_loss=False)
+    if max_tokens is not None:
+        tu.assign_non_tensor(td, use_dynamic_bsz=True, max_token_len_per_gpu=max_tokens)
     out = worker.infer_batch(td)
     return no_padding_2_padding(tu.get(out, "log_probs"), td).float()
 
 
-def train(worker, batch: DataProto, micro_batch_size: int) -> dict[str, float]:
-    """One optimizer step on the whole batch as a single mini-batch; the worker's metrics as floats."""
+def train(worker, batch: DataProto, micro_batch_size: int, max_tokens: int | None = None) -> dict[str, float]:
+    """One optimizer step on ``ROWS`` rows (over all ranks) as a single mini-batch; the worker's metrics as floats.
+
+    ``max_tokens`` switches to verl's dynamic batching: micro-batches of at most that many tokens per rank.
+    """
     td = left_right_2_no_padding(batch.to_tensordict())
     tu.assign_non_tensor(td, calculate_entropy=False, global_batch_size=ROWS, mini_batch_size=ROWS, epochs=1,
                          seed=0, dataloader_kwargs={"shuffle": False}, compute_loss=True,
                          micro_batch_size_per_gpu=micro_batch_size)
+    if max_tokens is not None:
+        tu.assign_non_tensor(td, use_dynamic_bsz=True, max_token_len_per_gpu=max_tokens)
     metrics = tu.get(worker.train_mini_batch(td), "metrics")
     return {key: float(value[0] if isinstance(value, list) else value) for key, value in metrics.items()}
