@@ -125,7 +125,7 @@ CKPT_DIR="${CKPT_DIR:-${CKPT_ROOT:-$PWD/checkpoints}/$PROJECT_NAME/$EXPERIMENT_N
 SAVE_FREQ="${SAVE_FREQ:-50}"
 TEST_FREQ="${TEST_FREQ:-10}"
 MAX_CKPT_TO_KEEP="${MAX_CKPT_TO_KEEP:-2}"
-SAVE_HF_MODEL="${SAVE_HF_MODEL:-0}"
+SAVE_HF_MODEL="${SAVE_HF_MODEL:-1}"             # 1: checkpoints also hold actor/huggingface, the model `hpt eval` loads
 LOG_VAL_GENERATIONS="${LOG_VAL_GENERATIONS:-8}"
 if [ "$SAVE_HF_MODEL" = 1 ]; then SAVE_CONTENTS="[model,optimizer,extra,hf_model]"; else SAVE_CONTENTS="[model,optimizer,extra]"; fi
 

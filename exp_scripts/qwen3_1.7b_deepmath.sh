@@ -134,7 +134,7 @@ CKPT_DIR="${CKPT_DIR:-${CKPT_ROOT:-$PWD/checkpoints}/$PROJECT_NAME/$EXPERIMENT_N
 SAVE_FREQ="${SAVE_FREQ:-200}"                   # steps between checkpoints (the last step is always saved)
 TEST_FREQ="${TEST_FREQ:-50}"                    # steps between validations
 MAX_CKPT_TO_KEEP="${MAX_CKPT_TO_KEEP:-2}"
-SAVE_HF_MODEL="${SAVE_HF_MODEL:-0}"             # 1: also write global_step_N/actor/huggingface (a loadable model)
+SAVE_HF_MODEL="${SAVE_HF_MODEL:-1}"             # 1: every checkpoint (the last step included) also holds global_step_N/actor/huggingface, the model `hpt eval` loads; 0 saves disk
 LOG_VAL_GENERATIONS="${LOG_VAL_GENERATIONS:-8}" # validation samples shown as a table on W&B / TensorBoard
 if [ "$SAVE_HF_MODEL" = 1 ]; then SAVE_CONTENTS="[model,optimizer,extra,hf_model]"; else SAVE_CONTENTS="[model,optimizer,extra]"; fi
 

@@ -150,8 +150,8 @@ def generate_response_ids(
     model.eval()
     try:
         output = model.generate(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
+            input_ids=input_ids.to(model.device),  # the model may sit on an accelerator
+            attention_mask=attention_mask.to(model.device),
             max_new_tokens=max_new_tokens,
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=tokenizer.eos_token_id,

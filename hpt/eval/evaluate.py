@@ -51,12 +51,27 @@ class EvalProtocol:
             raise ValueError(f"unknown backend {self.backend!r}; use hf or vllm")
 
 
+def _has_weights(directory: Path) -> bool:
+    return any(directory.glob("*.safetensors")) or any(directory.glob("pytorch_model*.bin"))
+
+
 def resolve_model_dir(path: str | os.PathLike[str]) -> Path:
-    """A Hugging Face model directory, or the one inside a verl checkpoint (``global_step_N[/actor]``)."""
+    """A Hugging Face model directory, or the one inside a verl checkpoint (``global_step_N[/actor]``).
+
+    verl always writes the config and tokenizer to ``actor/huggingface`` but the weights only with
+    ``hf_model`` in ``save_contents``; a directory without weights is refused with the conversion command.
+    """
     path = Path(path)
     for candidate in (path, path / "huggingface", path / "actor" / "huggingface"):
         if (candidate / "config.json").is_file():
-            return candidate
+            if _has_weights(candidate):
+                return candidate
+            actor = candidate.parent
+            raise FileNotFoundError(
+                f"{candidate} holds a model config but no weights (the checkpoint was saved without hf_model). "
+                f"Convert the FSDP checkpoint first: python -m verl.model_merger merge --backend fsdp "
+                f"--local_dir {actor} --target_dir {candidate}"
+            )
     raise FileNotFoundError(
         f"{path} is neither a Hugging Face model directory nor a verl checkpoint with actor/huggingface; save "
         "checkpoints with actor_rollout_ref.actor.checkpoint.save_contents=[model,optimizer,extra,hf_model]"

@@ -18,6 +18,8 @@ from safetensors.torch import load_file
 
 from hpt import metrics as M
 
+pytestmark = pytest.mark.slow  # runs the real trainer (minutes)
+
 STEPS = 3
 
 

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from hpt.data.build_tiny import main as build_tiny
 from hpt.eval.evaluate import EvalProtocol, resolve_model_dir, summarise
@@ -40,9 +41,41 @@ def test_checkpoint_directory_resolves_to_its_hf_weights(tmp_path):
     hf = tmp_path / "global_step_3" / "actor" / "huggingface"
     hf.mkdir(parents=True)
     (hf / "config.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match="no weights .* python -m verl.model_merger merge --backend fsdp"):
+        resolve_model_dir(tmp_path / "global_step_3")  # verl writes the config even without hf_model
+    (hf / "model.safetensors").write_bytes(b"")
     assert resolve_model_dir(tmp_path / "global_step_3") == hf
     with pytest.raises(FileNotFoundError, match="hf_model"):
         resolve_model_dir(tmp_path)
+
+
+class _DeviceModel:
+    """Stands in for a model on an accelerator: records the device of what ``generate`` receives."""
+
+    device = torch.device("meta")
+    training = False
+
+    def eval(self):
+        return self
+
+    def train(self, mode=True):
+        return self
+
+    def generate(self, input_ids, attention_mask, max_new_tokens, **kwargs):
+        self.seen = {input_ids.device, attention_mask.device}
+        return torch.cat([torch.zeros(input_ids.shape, dtype=torch.long),
+                          torch.full((input_ids.shape[0], max_new_tokens), 7)], dim=1)
+
+
+def test_generation_moves_inputs_to_the_model_device():
+    from types import SimpleNamespace
+
+    from hpt.data.warm_start import generate_response_ids
+
+    model = _DeviceModel()
+    tokenizer = SimpleNamespace(pad_token_id=0, eos_token_id=7)
+    assert generate_response_ids(model, tokenizer, [[1, 2], [3]], 2, None) == [[7], [7]]
+    assert model.seen == {torch.device("meta")}
 
 
 def test_hpt_eval_cli_writes_metrics_and_protocol(tmp_path):

@@ -473,3 +473,10 @@ def test_recipe_loggers_write_wandb_offline_and_tensorboard_without_network(run_
     tracker.finish()
     assert list(Path(env["WANDB_DIR"]).glob("wandb/offline-run-*/run-*.wandb"))
     assert list(Path(env["TENSORBOARD_DIR"]).glob("events.out.tfevents.*"))
+
+
+@pytest.mark.parametrize("script", [SEED003, PAPER])
+def test_recipes_save_a_hugging_face_model_by_default_for_hpt_eval(run_script, data_dir, script):
+    argv, _ = run_script(script).only_hpt_main()
+    contents = compose_argv(argv).actor_rollout_ref.actor.checkpoint.save_contents
+    assert "hf_model" in contents  # the last step's checkpoint is what the README evaluates
