@@ -19,6 +19,7 @@ from pathlib import Path
 
 from benchmarks.learning.methods import Method
 from benchmarks.learning.regime import Regime
+from hpt.atomic import write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +94,6 @@ def run_method(out: Path, regime: Regime, budget: Budget, method: Method, seed: 
     wall = time.perf_counter() - start
     if completed.returncode != 0:
         raise RuntimeError(f"{directory.name} failed (exit {completed.returncode}); see {directory / 'trainer.log'}")
-    tmp = directory / f".{DONE_FILE}.tmp"
-    tmp.write_text(json.dumps({"wall_seconds": wall, "overrides": overrides}, indent=1) + "\n")
-    os.replace(tmp, done)
+    write_atomically(done, lambda tmp: tmp.write_text(json.dumps({"wall_seconds": wall, "overrides": overrides},
+                                                                   indent=1) + "\n"))
     return RunResult(directory / METRICS_FILE, wall)

@@ -17,7 +17,7 @@ from typing import Any
 from benchmarks.learning.methods import Method
 from benchmarks.learning.runs import RunResult
 from hpt.metrics import GATE_SFT_FRAC, REWARD_MEAN
-from hpt.report.atomic import write_atomically
+from hpt.atomic import write_atomically
 from hpt.report.metrics_log import read_metrics_log
 
 VAL_ACC = "val-core/hpt/arithmetic/acc/mean@1"

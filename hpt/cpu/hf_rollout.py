@@ -47,6 +47,8 @@ from verl.workers.config import HFModelConfig, RolloutConfig
 from verl.workers.rollout.base import _ROLLOUT_REGISTRY, BaseRollout
 from verl.workers.rollout.replica import RolloutReplica, RolloutReplicaRegistry, TokenOutput
 
+from hpt.padding import left_pad
+
 ROLLOUT_NAME = "hf"
 ADAPTER_PATH = "hpt.cpu.hf_rollout.HFServerAdapter"
 
@@ -130,18 +132,6 @@ def parse_sampling_params(
     max_tokens = sampling_params.get("max_tokens", sampling_params.get("max_new_tokens"))
     max_new_tokens = max(1, int(default_max_tokens if max_tokens is None else max_tokens))
     return key, max_new_tokens, bool(sampling_params.get("logprobs"))
-
-
-def left_pad(prompts: Sequence[Sequence[int]], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(input_ids, attention_mask)`` with prompts right-aligned, as decoder-only ``generate`` needs."""
-    width = max(len(prompt) for prompt in prompts)
-    input_ids = torch.full((len(prompts), width), pad_token_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
-    for row, prompt in enumerate(prompts):
-        if prompt:
-            input_ids[row, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
-            attention_mask[row, width - len(prompt) :] = 1
-    return input_ids, attention_mask
 
 
 def group_by_key(

@@ -22,6 +22,8 @@ from typing import Any
 
 import pandas as pd
 
+from hpt.atomic import write_atomically
+
 DATA_SOURCE = "hpt/arithmetic"
 OPERATORS = "+-"
 INVERSE = {"+": "-", "-": "+"}
@@ -153,11 +155,4 @@ def make_sft_stream_rows(
 
 def write_parquet(rows: list[dict[str, Any]], path: str | os.PathLike[str]) -> None:
     """Write rows as parquet via a temp file and rename, so readers never see a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        pd.DataFrame(rows).to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomically(Path(path), lambda tmp: pd.DataFrame(rows).to_parquet(tmp, index=False))

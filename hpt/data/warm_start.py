@@ -27,6 +27,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 from transformers.utils import logging as hf_logging
 
 from hpt.data.build_tiny import MANIFEST, RECOMMENDED_WARM_START_LR, ensure_asset
+from hpt.padding import left_pad
 from hpt.rewards.arithmetic import compute_score
 
 logger = logging.getLogger(__name__)
@@ -139,12 +140,8 @@ def generate_response_ids(
     The eos stays in: it is a token the policy chose, so an RL update must train it like any other.
     Prompts are left-padded so every row's next token is at the same position.
     """
-    width = max(len(ids) for ids in prompts)
-    input_ids = torch.full((len(prompts), width), tokenizer.pad_token_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
-    for i, ids in enumerate(prompts):
-        input_ids[i, width - len(ids) :] = torch.tensor(ids)
-        attention_mask[i, width - len(ids) :] = 1
+    input_ids, attention_mask = left_pad(prompts, tokenizer.pad_token_id)
+    width = input_ids.shape[1]
     sampling = {"do_sample": False} if temperature is None else {"do_sample": True, "temperature": temperature}
     was_training = model.training
     model.eval()

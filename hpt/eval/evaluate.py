@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from hpt.atomic import write_atomically
 from hpt.eval.passk import mean_at_k, pass_at_k
 
 logger = logging.getLogger(__name__)
@@ -164,8 +165,4 @@ def evaluate(
 
 def write_result(result: dict, out: str | os.PathLike[str]) -> None:
     """Write atomically: a half-written result file must never look like a finished evaluation."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(out)
+    write_atomically(Path(out), lambda tmp: tmp.write_text(json.dumps(result, indent=2) + "\n"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from hpt.report.atomic import write_atomically
+from hpt.atomic import write_atomically
 from hpt.report.figures import draw_figures
 from hpt.report.metrics_log import MetricsLog, find_metric_logs, read_metrics_log
 from hpt.report.summary import render_summary

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from hpt import metrics as M
-from hpt.report.atomic import write_atomically
+from hpt.atomic import write_atomically
 from hpt.report.metrics_log import MetricsLog
 
 VERL_SCORE_MEAN = "critic/score/mean"  # verl: mean sequence score of the rebuilt batch (demonstrations included)

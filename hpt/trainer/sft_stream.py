@@ -27,6 +27,7 @@ from verl import DataProto
 from verl.trainer.ppo.utils import create_rl_dataset
 from verl.utils.tokenizer.continuous_token_wiring import create_continuous_token_builder
 
+from hpt.padding import left_pad
 from hpt.trainer.batch import demonstration_rows, demonstration_target, stamp_weights, tokenize_demonstration
 
 logger = logging.getLogger(__name__)
@@ -219,19 +220,15 @@ def _source_rows(batch: DataProto, items: list[dict[str, Any]], prompt_ids: list
     """
     width = batch.batch["prompts"].shape[-1]
     source = batch[[0] * len(items)]
-    prompts = torch.full((len(items), width), pad_id, dtype=source.batch["prompts"].dtype)
-    prompt_mask = torch.zeros((len(items), width), dtype=source.batch["attention_mask"].dtype)
-    for i, ids in enumerate(prompt_ids):
-        if len(ids) > width:
-            raise ValueError(
-                f"an {KEY} prompt has {len(ids)} tokens, more than the rollout prompt width {width}; "
-                "set data.filter_overlong_prompts=true (drops it) or raise data.max_prompt_length"
-            )
-        if ids:
-            prompts[i, width - len(ids) :] = torch.tensor(ids, dtype=prompts.dtype)
-            prompt_mask[i, width - len(ids) :] = 1
+    longest = max((len(ids) for ids in prompt_ids), default=0)
+    if longest > width:
+        raise ValueError(
+            f"an {KEY} prompt has {longest} tokens, more than the rollout prompt width {width}; "
+            "set data.filter_overlong_prompts=true (drops it) or raise data.max_prompt_length"
+        )
+    prompts, prompt_mask = left_pad(prompt_ids, pad_id, width=width, dtype=source.batch["prompts"].dtype)
     source.batch["prompts"] = prompts
-    source.batch["attention_mask"][:, :width] = prompt_mask
+    source.batch["attention_mask"][:, :width] = prompt_mask.to(source.batch["attention_mask"].dtype)
     for key, values in source.non_tensor_batch.items():
         shared = all(key in item and not torch.is_tensor(item[key]) for item in items)
         if key != "uid" and values.ndim == 1 and shared:

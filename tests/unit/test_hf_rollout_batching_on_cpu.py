@@ -316,3 +316,11 @@ def test_batcher_answers_queued_requests_as_aborted() -> None:
         return list(await asyncio.gather(*tasks))
 
     assert [r.stop_reason for r in asyncio.run(run())] == ["aborted"] * 3
+
+
+def test_left_pad_to_a_fixed_width_refuses_a_longer_prompt() -> None:
+    input_ids, attention_mask = left_pad([[4, 5]], pad_token_id=PAD, width=4, dtype=torch.int32)
+    assert input_ids.tolist() == [[PAD, PAD, 4, 5]] and attention_mask.tolist() == [[0, 0, 1, 1]]
+    assert input_ids.dtype == torch.int32
+    with pytest.raises(ValueError, match="more than the padded width 1"):
+        left_pad([[4, 5]], pad_token_id=PAD, width=1)

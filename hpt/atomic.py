@@ -1,4 +1,4 @@
-"""Atomic file writes: a report that fails half-way leaves the previous file or none, never half of one."""
+"""Atomic file writes for the whole package: a write that fails half-way leaves the previous file or none."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
     """Let ``write`` fill a temp file next to ``path``, then rename it onto ``path`` (atomic on one filesystem)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         write(tmp)
