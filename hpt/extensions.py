@@ -8,7 +8,10 @@ publishes it in ``HPT_IMPORTS`` (its own environment, inherited by a local Ray c
 ``runtime_env`` for every worker); ``hpt.plugin``, which verl runs in every process during
 ``import verl``, imports the same list there.
 
-An entry is a dotted module name (``my_pkg.gates``) or a path to a ``.py`` file.
+An entry is a dotted module name (``my_pkg.gates``) or a path to a ``.py`` file. A dotted module the
+driver finds only through its working directory (``python -m`` puts it on ``sys.path``; Ray workers
+run elsewhere) is found in the workers too: the driver publishes the directory holding its top-level
+package in ``HPT_IMPORT_PATHS``, which workers append to ``sys.path``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from types import ModuleType
 logger = logging.getLogger(__name__)
 
 ENV_VAR = "HPT_IMPORTS"
+PATHS_ENV_VAR = "HPT_IMPORT_PATHS"
 _SEPARATOR = os.pathsep  # ":" on Linux; module names and paths never contain it
 
 _imported: dict[str, ModuleType] = {}
@@ -101,6 +105,23 @@ def import_all(entries: Iterable[str]) -> list[ModuleType]:
     return [import_one(entry) for entry in normalise(entries)]
 
 
+def search_paths(entries: Iterable[str]) -> list[str]:
+    """Directories holding the top-level package of each imported dotted entry (where a worker must look)."""
+    roots: list[str] = []
+    for entry in normalise(entries):
+        if _is_file(entry):
+            continue
+        top = sys.modules.get(entry.split(".")[0])
+        file = getattr(top, "__file__", None)
+        if file is None:  # a namespace package: no single directory to publish
+            continue
+        path = Path(file).resolve()
+        root = str(path.parent.parent if path.name == "__init__.py" else path.parent)
+        if root not in roots:
+            roots.append(root)
+    return roots
+
+
 def encode(entries: Iterable[str]) -> str:
     """The ``HPT_IMPORTS`` value for a list of entries."""
     return _SEPARATOR.join(normalise(entries))
@@ -113,4 +134,7 @@ def from_env() -> list[str]:
 
 def import_from_env() -> list[ModuleType]:
     """Import what ``HPT_IMPORTS`` lists (called by ``hpt.plugin`` in every process)."""
+    for root in os.environ.get(PATHS_ENV_VAR, "").split(_SEPARATOR):
+        if root and root not in sys.path:
+            sys.path.append(root)  # after everything else: never shadows an installed package
     return import_all(from_env())

@@ -154,10 +154,12 @@ def _import_extensions(config: DictConfig) -> None:
         raise ConfigError(str(exc)) from exc
     if not entries:
         return
-    value = extensions.encode(entries)
-    os.environ[extensions.ENV_VAR] = value  # a local Ray cluster inherits the driver's environment
-    OmegaConf.update(config, f"ray_kwargs.ray_init.runtime_env.env_vars.{extensions.ENV_VAR}", value,
-                     force_add=True)  # a running cluster (multi-node) gets it through Ray's runtime_env
+    published = {extensions.ENV_VAR: extensions.encode(entries),
+                 extensions.PATHS_ENV_VAR: extensions.encode(extensions.search_paths(entries))}
+    for name, value in published.items():
+        os.environ[name] = value  # a local Ray cluster inherits the driver's environment
+        # a running cluster (multi-node) gets it through Ray's runtime_env
+        OmegaConf.update(config, f"ray_kwargs.ray_init.runtime_env.env_vars.{name}", value, force_add=True)
 
 
 def _check_reward_model(config: DictConfig) -> None:

@@ -74,12 +74,14 @@ def test_entries_round_trip_through_the_environment_variable(tmp_path, monkeypat
 
 def test_startup_refuses_a_missing_extension(tmp_path, monkeypatch):
     monkeypatch.setenv(extensions.ENV_VAR, "")
+    monkeypatch.setenv(extensions.PATHS_ENV_VAR, "")
     with pytest.raises(ConfigError, match="hpt.imports: file .* does not exist"):
         run(_config(f"hpt.imports=[{tmp_path / 'missing.py'}]"))
 
 
 def test_startup_imports_extensions_before_checking_the_strategy_name(tmp_path, monkeypatch):
     monkeypatch.setenv(extensions.ENV_VAR, "")  # restored after the test: run() publishes the list here
+    monkeypatch.setenv(extensions.PATHS_ENV_VAR, "")
     path = _gate_file(tmp_path, "ext_gate_startup")
     # without the import, the strategy name is unknown
     with pytest.raises(ConfigError, match="unknown trainer.unify_strategy='ext_gate_startup'"):
@@ -99,4 +101,21 @@ def test_verl_plugin_loader_imports_the_published_extensions_in_a_new_process(tm
     env = dict(os.environ, VERL_PLATFORM="cpu", **{extensions.ENV_VAR: str(path)})
     code = "import verl; from hpt.core.gates import GATES; print('ext_gate_worker' in GATES)"
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert result.stdout.strip().splitlines()[-1] == "True", result.stderr[-2000:]
+
+
+def test_a_module_found_through_the_drivers_directory_is_found_in_a_worker(tmp_path, monkeypatch):
+    """Ray workers do not run in the driver's directory: the package's directory travels in HPT_IMPORT_PATHS."""
+    project = tmp_path / "project"
+    (project / "ext_pkg2").mkdir(parents=True)
+    (project / "ext_pkg2" / "__init__.py").write_text("")
+    (project / "ext_pkg2" / "gates.py").write_text(GATE_FILE.format(name="ext_gate_pkg_worker"))
+    monkeypatch.syspath_prepend(str(project))  # what `python -m hpt.main` run from the project directory gives
+    extensions.import_all(["ext_pkg2.gates"])
+    assert extensions.search_paths(["ext_pkg2.gates"]) == [str(project.resolve())]
+    env = dict(os.environ, VERL_PLATFORM="cpu", **{extensions.ENV_VAR: "ext_pkg2.gates",
+                                                   extensions.PATHS_ENV_VAR: str(project.resolve())})
+    code = "import verl; from hpt.core.gates import GATES; print('ext_gate_pkg_worker' in GATES)"
+    result = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
+                            timeout=300)
     assert result.stdout.strip().splitlines()[-1] == "True", result.stderr[-2000:]
