@@ -59,10 +59,11 @@ def _check_hpt_keys(config: DictConfig) -> None:
         _check_sft_stream(config)
         from hpt.rewards.startup import check_data_sources
 
-        from hpt.data.checks import check_data_files
+        from hpt.data.checks import check_readable_files, check_training_rows
 
-        check_data_files(config)  # readable parquet, string demonstrations, unique extra_info.index
+        check_readable_files(config)  # a truncated or non-parquet file fails here, not inside Ray
         check_data_sources(config)  # every data_source in the files has a verifier (hpt's dispatcher only)
+        check_training_rows(config)  # string demonstrations, unique extra_info.index with the prompt history
     except (ValueError, FileNotFoundError) as exc:
         raise ConfigError(str(exc)) from exc
 

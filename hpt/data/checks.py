@@ -98,14 +98,17 @@ def check_unique_index(paths: list[Path]) -> None:
         )
 
 
-def check_data_files(config: Any) -> None:
-    """Run the checks above on the configured local parquet files (``ValueError`` on the first problem)."""
+def check_readable_files(config: Any) -> None:
+    """Every configured local parquet file (train, validation, SFT stream) opens as parquet."""
     data = config.data
-    train = _local_parquets(data.get("train_files"))
-    for path in train + _local_parquets(data.get("val_files")) + _local_parquets(
-        OmegaConf.select(config, "data.sft_stream.train_files")
-    ):
-        check_readable(path)
+    for key in ("train_files", "val_files", "sft_stream.train_files"):
+        for path in _local_parquets(OmegaConf.select(data, key)):
+            check_readable(path)
+
+
+def check_training_rows(config: Any) -> None:
+    """Demonstrations and prompt ids of the local training files (``ValueError`` on the first problem)."""
+    train = _local_parquets(config.data.get("train_files"))
     trainer = config.trainer
     uses_demos = str(trainer.get("unify_strategy")) != "no" or int(trainer.get("sft_warmup_steps", 0) or 0) > 0
     history = bool(trainer.get("remove_sfted_data", False)) or bool(trainer.get("skip_solved_prompts", False))

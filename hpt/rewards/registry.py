@@ -13,7 +13,9 @@ of different sources must return the same keys or the step fails with a KeyError
 
 A verifier that raises or runs past ``verifier_timeout_s`` (a ``reward_kwargs`` option, default 30 s)
 scores that response 0 instead of killing the reward worker; every such failure is counted per
-process (``verifier_failures``) and logged with the running count.
+process (``verifier_failures``) and logged with the running count. A ``ValueError`` is the exception:
+verifiers raise it for bad options or an unusable ground truth, the row's or the config's fault
+rather than the response's, and it stops the run like an unknown ``data_source``.
 """
 
 from __future__ import annotations
@@ -34,9 +36,10 @@ Verifier = Callable[..., Any]
 TIMEOUT_OPTION = "verifier_timeout_s"
 DEFAULT_TIMEOUT_S = 30.0
 FAILED = {"score": 0.0, "acc": 0.0, "pred": ""}
-_LOG_FIRST, _LOG_EVERY = 5, 100  # log the first failures of each kind, then every 100th
+_LOG_FIRST, _LOG_EVERY = 5, 100  # log the first failures of each kind and source, then every 100th
 
 _failures: dict[str, int] = {"raised": 0, "timed_out": 0}
+_failures_by_source: dict[tuple[str, str], int] = {}
 
 _exact: dict[str, Verifier] = {}
 _prefixes: dict[str, Verifier] = {}
@@ -148,7 +151,8 @@ def _record_failure(kind: str, data_source: str, detail: str) -> None:
     with _lock:
         _failures[kind] += 1
         count = _failures[kind]
-    if count <= _LOG_FIRST or count % _LOG_EVERY == 0:
+        _failures_by_source[kind, data_source] = seen = _failures_by_source.get((kind, data_source), 0) + 1
+    if seen <= _LOG_FIRST or count % _LOG_EVERY == 0:
         logger.warning(
             "verifier for data_source %r %s (%s); the response scores 0. %d such failure(s) in this process so far",
             data_source, kind.replace("_", " "), detail, count,
@@ -167,7 +171,7 @@ def _guarded(fn: Verifier, timeout_s: float, data_source: str, solution_str: str
     def call() -> None:
         try:
             outcome["result"] = _standard(fn(data_source, solution_str, ground_truth, extra_info, **options))
-        except Exception as exc:  # a verifier bug or malformed input: score 0, counted
+        except Exception as exc:  # ValueError is re-raised below; anything else scores 0, counted
             outcome["error"] = exc
 
     worker = threading.Thread(target=call, name=f"verifier-{data_source}", daemon=True)
@@ -179,6 +183,8 @@ def _guarded(fn: Verifier, timeout_s: float, data_source: str, solution_str: str
         return dict(FAILED)
     if "error" in outcome:
         error = outcome["error"]
+        if isinstance(error, ValueError):  # bad options or ground truth: the data's fault, stop loudly
+            raise error
         _record_failure("raised", data_source, f"{type(error).__name__}: {error}")
         return dict(FAILED)
     return outcome["result"]

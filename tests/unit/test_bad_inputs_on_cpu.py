@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from hpt.data.checks import check_data_files
+from hpt.data.checks import check_readable_files, check_training_rows
 from hpt.rewards import registry
 from hpt.rewards.startup import check_reward_options
 
@@ -34,6 +34,12 @@ def _parquet(tmp_path, frame, name="train.parquet"):
     path = tmp_path / name
     frame.to_parquet(path)
     return path
+
+
+def check_data_files(config) -> None:
+    """Both start-up data checks, in hpt.main's order."""
+    check_readable_files(config)
+    check_training_rows(config)
 
 
 # --- demonstrations ---------------------------------------------------------------------------------
@@ -149,3 +155,12 @@ def test_a_bad_verifier_timeout_is_refused_at_startup():
     with pytest.raises(ValueError, match="verifier_timeout_s must be a positive number"):
         check_reward_options({"verifier_timeout_s": 0})
     check_reward_options({"verifier_timeout_s": 10})
+
+
+def test_a_verifier_value_error_about_the_row_still_stops_the_run():
+    def strict(data_source, solution_str, ground_truth, extra_info=None, **kwargs):
+        raise ValueError(f"ground truth {ground_truth!r} of {data_source} is unusable")
+
+    registry.register_verifier("test/strict", strict, replace=True)
+    with pytest.raises(ValueError, match="ground truth '' of test/strict is unusable"):
+        registry.compute_score("test/strict", "x", "")
