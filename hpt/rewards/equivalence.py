@@ -129,7 +129,9 @@ def parse_reference(answer: Answer, settings: Settings) -> list[Any]:
 # --- cheap verdicts and guards --------------------------------------------------------------------
 
 _INTEGER = re.compile(r"^[+-]?\d{1,100}$")
-_RATIONAL = re.compile(r"^([+-]?)(?:(\d{1,50})/(\d{1,50})|\\[dt]?frac\s*(?:\{\s*(\d{1,50})\s*\}\s*\{\s*(\d{1,50})\s*\}|(\d)(\d)))$")
+_RATIONAL = re.compile(
+    r"^([+-]?)(?:(\d{1,50})/(\d{1,50})|\\[dt]?frac\s*(?:\{\s*(\d{1,50})\s*\}\s*\{\s*(\d{1,50})\s*\}|(\d)(\d)))$"
+)
 
 
 def _rational(text: str) -> Fraction | None:

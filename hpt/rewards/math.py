@@ -79,6 +79,10 @@ def _whole_math(text: str) -> str | None:
             content = match.group(1).strip()
             return None if not content or "\\boxed" in content or "\\fbox" in content else content
     return None
+# Euler's number set upright: Math-Verify's unit stripping removes it after a digit or a brace (2\mathrm{e} -> 2).
+_UPRIGHT_E = re.compile(r"\\mathrm\s*\{\s*e\s*\}")
+# Text inside text (\text{\textbf{Monday}}): Math-Verify keeps the inner command and reads a string.
+_NESTED_TEXT = re.compile(r"\\text\s*\{\s*\\(?:text|textbf|textit|textrm|mathrm)\s*\{([^{}]*)\}\s*\}")
 _AFTER_LAST_BOX = re.compile(r"^(?:\s|\$|\\\)|\\\]|\.)*$")
 
 _lock = threading.Lock()
@@ -133,6 +137,16 @@ def _balanced(text: str) -> bool:
     return depth == 0
 
 
+def _clean(text: str) -> str:
+    """hpt's spelling fixes before Math-Verify reads a text: the Unicode minus sign, an upright e, nested text."""
+    text = _UPRIGHT_E.sub("e", text.replace("\u2212", "-"))
+    while "\\text" in text:
+        text, changed = _NESTED_TEXT.subn(r"\\text{\1}", text)
+        if not changed:
+            break
+    return text
+
+
 def _reference(ground_truth: Any) -> Answer:
     """The reference answer: a bare answer, a GSM8K solution's ``####`` value, or a text with delimiters."""
     if isinstance(ground_truth, bool) or not isinstance(ground_truth, (str, int, float)):
@@ -142,7 +156,7 @@ def _reference(ground_truth: Any) -> Answer:
             raise _Unscorable("gold_missing", f"ground_truth {ground_truth!r}")
         text = str(int(ground_truth)) if ground_truth.is_integer() else repr(ground_truth)
     else:
-        text = str(ground_truth).strip().replace("\u2212", "-")
+        text = _clean(str(ground_truth).strip())
     if not text.strip("$ ."):
         raise _Unscorable("gold_missing", f"ground_truth {ground_truth!r}")
     if "####" in text:
@@ -206,7 +220,7 @@ def _shown(answer: Answer) -> str:
 def _score(ground_truth: Any, solution_str: Any, options: VerifierOptions) -> tuple[bool, str, str]:
     """(correct, reason, shown answer) of one response."""
     gold = _reference(ground_truth)
-    text = (solution_str if isinstance(solution_str, str) else "").replace("\u2212", "-")
+    text = _clean(solution_str if isinstance(solution_str, str) else "")
     body = after_think(text, options.think_opened_in_prompt) if options.require_think else strip_think(text)
     if body is None:
         raise _Unscorable("think_malformed")
