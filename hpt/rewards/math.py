@@ -57,6 +57,7 @@ REASONS = {
     "think_malformed": "require_think and no well-formed <think>…</think> block",
     "too_large": "the answer holds a power or factorial too large to evaluate",
     "too_long": "the answer is too long for a symbolic check and differs from the reference",
+    "degenerate_text": "a response Math-Verify's extraction cannot scan in time (many unclosed \\[ or \\( )",
     "timeout": "the check exceeded timeout_s",
     "busy": "too many timed-out checks still running; the symbolic check was skipped",
     "gold_missing": "no reference answer (None, empty, NaN or not a string/number)",
@@ -65,6 +66,10 @@ REASONS = {
 }
 _VERL_CALL_KWARGS = frozenset({"reward_router_address", "reward_model_tokenizer"})
 MAX_PRED_CHARS = 500  # ``pred`` travels with every row of the batch; a runaway answer is cut for logging
+# Math-Verify's display/inline patterns rescan the rest of the text from every unclosed \[ or \( (quadratic,
+# in C, holding the GIL past any deadline): a text with (unclosed openers x length) above this is refused.
+MAX_UNCLOSED_SCAN = 2_000_000
+_MATH_OPENERS = (("\\[", "\\]"), ("\\(", "\\)"))
 _DELIMITED = re.compile(r"\$|\\\(|\\\[|\\boxed|\\fbox")
 # One math environment spanning the whole text (inline ones on one line, as Math-Verify reads them).
 _WHOLE_MATH = (re.compile(r"^\s*\$\$([^$]+)\$\$\s*\.?\s*$"), re.compile(r"^\s*\$([^$\n]+)\$\s*\.?\s*$"),
@@ -207,6 +212,9 @@ def _lenient_answer(body: str) -> Answer:
         whole = _whole_math(body)
         if whole is not None:
             return Answer("bare", whole)
+    unclosed = sum(max(0, body.count(opener) - body.count(closer)) for opener, closer in _MATH_OPENERS)
+    if unclosed * len(body) > MAX_UNCLOSED_SCAN:
+        raise _Unscorable("degenerate_text", f"{unclosed} unclosed math openers in {len(body)} characters")
     return Answer("text", body.replace("\\fbox", "\\boxed"))
 
 
