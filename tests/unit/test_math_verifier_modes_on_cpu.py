@@ -208,3 +208,14 @@ def test_reading_one_closing_box_directly_gives_math_verifys_reading(answer: str
     eq.load_math_verify()
     full = eq.sympy_equal(Answer("bare", gold), Answer("text", text), Settings())[0]
     assert compute_score(LENIENT_SOURCE, text, gold)["acc"] == float(full)
+
+
+def test_training_step_logs_the_share_of_rollouts_without_a_verdict_by_reason() -> None:
+    from hpt.trainer.ray_trainer import no_verdict_shares
+
+    responses = ["\\boxed{2}", "\\boxed{3}", "\\boxed{", "no box", "\\boxed{}", "no box either", "\\boxed{2}", "x"]
+    reasons = np.array([compute_score(STRICT_SOURCE, r, "2")["reason"] for r in responses], dtype=object)
+    assert no_verdict_shares(reasons) == {"hpt/reward/no_verdict/empty_answer": 1 / 8,
+                                          "hpt/reward/no_verdict/no_answer": 3 / 8,
+                                          "hpt/reward/no_verdict/unclosed_answer": 1 / 8}
+    assert no_verdict_shares(None) == {} and no_verdict_shares(np.array(["", ""], dtype=object)) == {}
