@@ -9,7 +9,9 @@ Two readings of a text, both Math-Verify's own extraction (``LatexExtractionConf
 - ``text``: a whole response (or a reference written as a solution): whatever Math-Verify finds, the
   boxes first, read together when there are several, then final-answer phrases, LaTeX and numbers.
 
-Cheap checks decide the commonest pairs without sympy: two plain integers, or two identical answers.
+Cheap checks decide the commonest pairs without sympy, with Math-Verify's own numeric rules: two
+integers or fractions (exactly), a decimal against a number (rounded to ``float_rounding`` places), or
+two identical answers.
 Everything else runs ``math_verify.parse`` + ``math_verify.verify`` in a daemon thread the caller waits
 on for ``timeout_s`` seconds; a check still running then counts as "not equal". Math-Verify's own
 timeouts use ``signal.alarm``, which works only in the main thread, and verl 0.9.1 calls a reward
