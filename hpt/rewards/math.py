@@ -165,7 +165,10 @@ def _reference(ground_truth: Any) -> Answer:
     if not text.strip("$ ."):
         raise _Unscorable("gold_missing", f"ground_truth {ground_truth!r}")
     if "####" in text:
-        return Answer("bare", gsm8k_answer(text) or "")
+        value = gsm8k_answer(text)
+        if not value:
+            raise _Unscorable("gold_unparsable", f"nothing after #### in ground_truth {text!r}")
+        return Answer("bare", value)
     if _DELIMITED.search(text):
         whole = _whole_math(text)
         if whole is not None:

@@ -226,7 +226,7 @@ def test_bad_options_are_refused(option: str, value: object) -> None:
     ("ground_truth", "reason"),
     [(None, "gold_missing"), ("", "gold_missing"), ("   ", "gold_missing"), ("$ $", "gold_missing"),
      (float("nan"), "gold_missing"), (["1", "2"], "gold_missing"), (True, "gold_missing"),
-     ("\\boxed{}", "gold_unparsable"), ("\\frac{1}{2", "gold_unparsable")],
+     ("\\boxed{}", "gold_unparsable"), ("\\frac{1}{2", "gold_unparsable"), ("She pays.\n####", "gold_unparsable")],
 )
 def test_unusable_ground_truth_scores_0_with_its_reason(ground_truth: object, reason: str,
                                                           caplog: pytest.LogCaptureFixture) -> None:
