@@ -80,8 +80,9 @@ def build(values: Mapping[str, Any]) -> VerifierOptions:
         raise ValueError(f"{_where('mode')} must be one of {MODES}, got {options.mode!r}")
     if options.answer_format is not None:
         if options.answer_format not in ANSWER_FORMATS:
+            hint = "; 'auto' (every format) is now mode=lenient" if options.answer_format == "auto" else ""
             raise ValueError(f"{_where('answer_format')} must be one of {ANSWER_FORMATS} (the format strict mode "
-                             f"requires), got {options.answer_format!r}")
+                             f"requires), got {options.answer_format!r}{hint}")
     for name in _BOOLS:
         if not isinstance(getattr(options, name), bool):
             raise ValueError(f"{_where(name)} must be true or false, got {getattr(options, name)!r}")
