@@ -100,6 +100,19 @@ def _has_object(parsed: list[Any]) -> bool:
     return any(not isinstance(item, str) for item in parsed)
 
 
+# Spellings LaTeX renders alike and Math-Verify's normalisation removes: \left/\right, thin spaces, \dfrac.
+_LAYOUT = re.compile(r"(?<!\\)\\(?:left|right)\b|(?<!\\)\\[!,;: ]|~")
+_FRAC_STYLE = re.compile(r"(?<!\\)\\[dtc]frac\b")
+_SPACE = re.compile(r"\s+")
+_INNER_SPACE = re.compile(r"(?<![A-Za-z]) | (?![A-Za-z])")
+
+
+def _layout_free(text: str) -> str:
+    """``text`` without layout-only spelling; a space survives only between two letters (``\\pi r``)."""
+    text = _FRAC_STYLE.sub(r"\\frac", _LAYOUT.sub("", text))
+    return _INNER_SPACE.sub("", _SPACE.sub(" ", text).strip())
+
+
 _COMMA_DECIMAL = re.compile(r"^\s*[+-]?\d+,\d+\s*$")
 
 
@@ -123,8 +136,9 @@ def _parse(answer: Answer, settings: Settings) -> list[Any]:
 
 
 @lru_cache(maxsize=8192)
-def parse_reference(answer: Answer, settings: Settings) -> list[Any]:
-    """The reference answer parsed, cached: it recurs for every rollout of its prompt. Immutable sympy values."""
+def parse_cached(answer: Answer, settings: Settings) -> list[Any]:
+    """``answer`` parsed, cached: a reference recurs for every rollout of its prompt, and a prompt's rollouts
+    often give the same bare answer. Parsed values are immutable sympy objects, safe to share between threads."""
     return _parse(answer, settings)
 
 
@@ -167,14 +181,15 @@ def _rounded(value: Fraction, places: int) -> int | None:
 def quick_verdict(gold: Answer, pred: Answer, float_rounding: int = 6) -> bool | None:
     """The verdict without sympy when it is certain, else None.
 
-    Two identical bare answers are equal. Two exact rationals (integers, ``a/b``, ``\\frac{a}{b}``) are
-    compared exactly, and a plain decimal with a rational or a decimal after rounding both to
-    ``float_rounding`` places: Math-Verify's own numeric rules for these pairs (an exact half, where
-    rounding conventions differ, is left to it). hpt's one addition: e-notation (``1e3``) is a number.
+    Two bare answers that differ only in layout (spacing, ``\\left``/``\\right``, ``\\dfrac``) are equal.
+    Two exact rationals (integers, ``a/b``, ``\\frac{a}{b}``) are compared exactly, and a plain decimal
+    with a rational or a decimal after rounding both to ``float_rounding`` places: Math-Verify's own
+    numeric rules for these pairs (an exact half, where rounding conventions differ, is left to it).
+    hpt's one addition: e-notation (``1e3``) is a number.
     """
     if gold.kind != "bare" or pred.kind != "bare":
         return None
-    g, p = gold.value.strip(), pred.value.strip()
+    g, p = _layout_free(gold.value), _layout_free(pred.value)
     if g == p:
         return True
     g_value, p_value = _rational(g), _rational(p)
@@ -302,10 +317,10 @@ def sympy_equal(gold: Answer, pred: Answer, settings: Settings) -> tuple[bool, s
     Math-Verify read it ("" when none).
     """
     mv = _mv
-    gold_parsed = parse_reference(gold, settings)
+    gold_parsed = parse_cached(gold, settings)
     if not gold_parsed:
         return False, "gold_unparsable", ""
-    pred_parsed = _parse(pred, settings)
+    pred_parsed = parse_cached(pred, settings) if pred.kind == "bare" else _parse(pred, settings)
     if not pred_parsed:
         return False, "no_answer", ""
     extracted = next((item for item in pred_parsed if isinstance(item, str)), "")

@@ -196,6 +196,25 @@ def test_the_numeric_shortcut_agrees_with_math_verify() -> None:
 
 
 @pytest.mark.parametrize(
+    ("gold", "pred"),
+    [("(3, \\frac{\\pi}{2})", "\\left( 3, \\frac{\\pi}{2} \\right)"), ("2\\sqrt{3}", "2\\,\\sqrt{3}"),
+     ("\\frac{1}{2}", "\\dfrac{1}{2}"), ("x^2 + 1", "x^{2}+1")],
+)
+def test_layout_only_differences_are_equal_as_math_verify_says(gold: str, pred: str) -> None:
+    if eq.quick_verdict(Answer("bare", gold), Answer("bare", pred)) is not None:
+        assert eq.quick_verdict(Answer("bare", gold), Answer("bare", pred)) is True
+    assert _math_verify_verdict(gold, pred, Settings()) is True
+    assert compute_score(LENIENT_SOURCE, f"\\boxed{{{pred}}}", gold)["acc"] == 1.0
+
+
+def test_a_thin_space_thousands_separator_is_layout() -> None:
+    """Math-Verify reads ``1\\,000`` as 1·0 = 0; LaTeX renders it as a thousand, and so does hpt."""
+    assert _math_verify_verdict("1000", "1\\,000", Settings()) is False
+    assert compute_score(LENIENT_SOURCE, "\\boxed{1\\,000}", "1000")["acc"] == 1.0
+    assert compute_score(LENIENT_SOURCE, "\\boxed{1\\,000}", "0")["acc"] == 0.0
+
+
+@pytest.mark.parametrize(
     ("answer", "gold"),
     [("2\\sqrt{3}", "\\sqrt{12}"), ("\\frac{\\pi}{4}", "\\frac{2\\pi}{8}"), ("(x+1)^2", "x^2+2x+1"),
      ("(1, 2]", "(1,2]"), ("\\{3, 1\\}", "\\{1,3\\}"), ("x = 5", "5"), ("1{,}000", "1000"),
