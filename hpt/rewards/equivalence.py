@@ -189,7 +189,10 @@ def quick_verdict(gold: Answer, pred: Answer, float_rounding: int = 6) -> bool |
     """
     if gold.kind != "bare" or pred.kind != "bare":
         return None
-    g, p = _layout_free(gold.value), _layout_free(pred.value)
+    g, p = gold.value.strip(), pred.value.strip()
+    if _INTEGER.match(g) and _INTEGER.match(p):  # the commonest pair, before any rewriting
+        return int(g) == int(p)
+    g, p = _layout_free(g), _layout_free(p)
     if g == p:
         return True
     g_value, p_value = _rational(g), _rational(p)
