@@ -2,7 +2,9 @@
 # The HPT paper's set-up: Qwen2.5-Math-7B trained on OpenR1-Math prompts whose demonstrations are
 # DeepSeek-R1 solutions, 8 rollouts per prompt, switch gate 0 (a prompt none of whose 8 rollouts is
 # correct trains on its demonstration with SFT, every other prompt with GRPO), 500 steps of 128
-# prompts on 8 GPUs; validation on MATH-500 and AIME 2024 as mean@8 at temperature 0.6.
+# prompts on 8 GPUs; validation on MATH-500 and AIME 2024 as mean@8 at temperature 0.6. Reward: the
+# math verifier in strict mode on OpenR1 (the last \boxed{}, as HPT's reward), lenient on the validation
+# sets (REWARD_MODE below).
 # RL term as in the original code: no clipping (policy_loss.loss_mode=unclipped), sum over tokens
 # divided by the response budget (seq-mean-token-sum-norm, loss_scale_factor = MAX_RESPONSE_LENGTH),
 # no std normalisation of GRPO advantages, entropy bonus 0.001, no KL.
@@ -114,6 +116,14 @@ USE_DYNAMIC_BSZ="${USE_DYNAMIC_BSZ:-true}"
 PPO_MAX_TOKEN_LEN_PER_GPU="${PPO_MAX_TOKEN_LEN_PER_GPU:-32768}"
 LOG_PROB_MAX_TOKEN_LEN_PER_GPU="${LOG_PROB_MAX_TOKEN_LEN_PER_GPU:-$PPO_MAX_TOKEN_LEN_PER_GPU}"
 
+# ---- reward (README "Rewards"): OpenR1 training rows are scored in strict mode (only the last
+# \boxed{} counts: the format the boxed_instruct prompts ask for, as HPT's reward reads it), the
+# MATH-500 / AIME 2024 validation rows in lenient mode (any answer Math-Verify finds): each data source's
+# default mode. REWARD_MODE=strict|lenient sets one mode for every row.
+REWARD_MODE="${REWARD_MODE:-}"
+REWARD_ARGS=()
+if [ -n "$REWARD_MODE" ]; then REWARD_ARGS+=("+reward.custom_reward_function.reward_kwargs.mode=$REWARD_MODE"); fi
+
 # ---- logging and checkpoints
 PROJECT_NAME="${PROJECT_NAME:-hpt-qwen2.5-math-7b}"
 EXPERIMENT_NAME="${EXPERIMENT_NAME:-qwen2.5-math-7b-openr1-$METHOD}"
@@ -191,5 +201,6 @@ exec python -m hpt.main \
   trainer.experiment_name="$EXPERIMENT_NAME" \
   trainer.logger="$(hpt_list "${LOGGER_LIST[@]}")" \
   trainer.default_local_dir="$(hpt_quote "$CKPT_DIR")" \
+  "${REWARD_ARGS[@]}" \
   "${METHOD_ARGS[@]}" \
   "$@"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Seed-003 set-up: Qwen3-1.7B, full-parameter, non-thinking chat template; RL prompts from
-# DeepMath-103K with the math verifier as reward, SFT demonstrations from MetaMathQA; 5 rollouts per
-# prompt, 15 epochs, 4 GPUs; validation on GSM8K, MATH-500 and AIME 2024
+# DeepMath-103K with the math verifier as reward (strict mode: only the last \boxed{} counts), SFT
+# demonstrations from MetaMathQA; 5 rollouts per prompt, 15 epochs, 4 GPUs; validation on GSM8K, MATH-500
+# and AIME 2024 in lenient mode (any answer Math-Verify finds; REWARD_MODE below)
 # (val-core/openai/gsm8k/acc/mean@1, val-core/HuggingFaceH4/MATH-500/acc/mean@1, val-core/aime2024/acc/mean@1).
 #
 # METHOD picks the member of the hybrid family; model, data budget and RL loss are the same for all:
@@ -123,6 +124,14 @@ USE_DYNAMIC_BSZ="${USE_DYNAMIC_BSZ:-true}"      # pack micro-batches by tokens i
 PPO_MAX_TOKEN_LEN_PER_GPU="${PPO_MAX_TOKEN_LEN_PER_GPU:-$(( (MAX_PROMPT_LENGTH + MAX_RESPONSE_LENGTH) * 4 ))}"
 LOG_PROB_MAX_TOKEN_LEN_PER_GPU="${LOG_PROB_MAX_TOKEN_LEN_PER_GPU:-$(( PPO_MAX_TOKEN_LEN_PER_GPU * 2 ))}"
 
+# ---- reward (README "Rewards"): DeepMath (and MetaMathQA for METHOD=sft) training rows are scored in strict mode (only the last
+# \boxed{} counts: the format the qwen3_nonthinking prompts ask for, as HPT's reward reads it), the
+# GSM8K / MATH-500 / AIME 2024 validation rows in lenient mode (any answer Math-Verify finds): each data source's
+# default mode. REWARD_MODE=strict|lenient sets one mode for every row.
+REWARD_MODE="${REWARD_MODE:-}"
+REWARD_ARGS=()
+if [ -n "$REWARD_MODE" ]; then REWARD_ARGS+=("+reward.custom_reward_function.reward_kwargs.mode=$REWARD_MODE"); fi
+
 # ---- logging and checkpoints
 PROJECT_NAME="${PROJECT_NAME:-hpt-qwen3-1.7b}"
 EXPERIMENT_NAME="${EXPERIMENT_NAME:-qwen3-1.7b-deepmath-$METHOD}"
@@ -205,5 +214,6 @@ exec python -m hpt.main \
   trainer.experiment_name="$EXPERIMENT_NAME" \
   trainer.logger="$(hpt_list "${LOGGER_LIST[@]}")" \
   trainer.default_local_dir="$(hpt_quote "$CKPT_DIR")" \
+  "${REWARD_ARGS[@]}" \
   "${METHOD_ARGS[@]}" \
   "$@"

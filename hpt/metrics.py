@@ -19,6 +19,7 @@ BATCH_ROWS = "hpt/batch/rows"  # rows in the rebuilt batch
 BATCH_DEMO_TRUNCATED = "hpt/batch/demo_truncated"  # demonstrations cut to the response budget
 HISTORY_EXCLUDED = "hpt/history/excluded_prompts"  # prompts the history will skip from the next epoch on
 REWARD_MEAN = "hpt/reward/mean"  # mean rollout reward before the rebuild (demo/pad rows excluded)
+REWARD_NO_VERDICT = "hpt/reward/no_verdict/{reason}"  # share of rollouts the verifier scored 0 for this reason
 LOSS_SFT = "hpt/loss/sft"  # SFT term on demonstration tokens (weighted, before sft_loss_coef)
 LOSS_OFF = "hpt/loss/off"  # off-policy RL term on demonstration tokens (weighted, before off_loss_coef)
 LOSS_RL = "hpt/loss/rl"  # policy-gradient term on on-policy tokens (with loss_mode=custom: the custom loss)

@@ -3,7 +3,8 @@
 Parts: (a) ``step``: HPT step ÷ verl's GRPO step on the same batch (target <= 1.05); (b) ``loss``: hybrid
 loss forward+backward ÷ verl's vanilla loss on the same tensors (<= 1.3); (c) ``rollout``: the ``hf``
 rollout server's tokens/s ÷ one batched ``generate`` over the same prompts (>= 0.8); (d) ``scaling``:
-step time against prompts per step, samples per prompt and response length. Every number is a median
+step time against prompts per step, samples per prompt and response length; (e) ``verifier``: the math
+verifier's time per answer in both modes against the verifier before issue 16 (<= 2x). Every number is a median
 of repeats, kept with its raw samples in ``results.json`` beside ``results.md`` (tables) and
 ``scaling.png``, in ``--out`` (``results.json`` is rewritten after every part, so a failure keeps the
 parts before it).
@@ -11,7 +12,7 @@ parts before it).
 Budget on a quiet 2-core machine: about 12-15 minutes, mostly the 10 trainer runs of (a) and (d) (each
 pays ~35 s of Ray and model start-up, then 8-10 steps of 2-5 s); keep it under 20. ``--quick``: a
 smoke run of the same code with 3 trainer runs of 3 steps and few repeats (~3-4 minutes): its numbers
-mean nothing. Usage: ``python -m benchmarks.speed [--quick] [--out DIR] [--parts step,loss,rollout,scaling]``.
+mean nothing. Usage: ``python -m benchmarks.speed [--quick] [--out DIR] [--parts step,loss,rollout,scaling,verifier]``.
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.speed import hpt_vs_grpo, loss_overhead, report, rollout_throughput, scaling
+from benchmarks.speed import hpt_vs_grpo, loss_overhead, report, rollout_throughput, scaling, verifier
 from benchmarks.speed.common import ROOT, load_average, machine_description
 from benchmarks.speed.step_time import Shape, build_tiny
 
-PARTS = ("step", "loss", "rollout", "scaling")
+PARTS = ("step", "loss", "rollout", "scaling", "verifier")
 logger = logging.getLogger("benchmarks.speed")
 
 
@@ -66,6 +67,9 @@ def run(settings: Settings, parts: list[str], tiny_dir: Path, out: Path, quick: 
         results["load_average_after"] = load_average()
         (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
 
+    if "verifier" in parts:
+        logger.info("(e) math verifier time per answer")
+        save("verifier", verifier.measure(25 if quick else 100))
     if "loss" in parts:
         logger.info("(b) hybrid loss vs verl's loss")
         save("loss", loss_overhead.measure(settings.loss_rows, settings.loss_length, settings.loss_repeats))

@@ -72,7 +72,26 @@ def _rollout_rows(part: dict[str, Any]) -> list[list[str]]:
     ]
 
 
-RATIO_ROWS = {"hpt_vs_grpo": _step_rows, "loss": _loss_rows, "rollout": _rollout_rows}
+def _verifier_rows(part: dict[str, Any]) -> list[list[str]]:
+    before, target = part["before_median_ms"]["model_like"], part["target_median_ms"] / part["before_median_ms"][
+        "model_like"]
+    rows = []
+    for mode in ("lenient", "strict"):
+        run = part["runs"][f"model_like_{mode}"]
+        ratio = run["median_ms"] / before
+        rows.append([f"(e) math verifier per answer, {mode} ÷ before issue 16 ({run['calls']} model-like answers)",
+                     f"{ratio:.2f}", f"≤ {target:g}", _met(ratio, target, True) if run["max_ms"] < part[
+                         "timeout_s"] * 1e3 else "no", f"{run['median_ms']:.3f} ms vs {before:.3f} ms; p90 "
+                     f"{run['p90_ms']:.1f} ms, max {run['max_ms']:.0f} ms (deadline {part['timeout_s']:g} s)"])
+    cases = part["runs"]["math_verify_cases_lenient"]
+    rows.append(["(e) … Math-Verify's 276 cases, lenient ÷ before (which read few of them)",
+                 f"{cases['median_ms'] / part['before_median_ms']['math_verify_cases']:.0f}", "", "",
+                 f"{cases['median_ms']:.2f} ms vs {part['before_median_ms']['math_verify_cases']:.3f} ms (before: "
+                 f"most answers not read); max {cases['max_ms']:.0f} ms"])
+    return rows
+
+
+RATIO_ROWS = {"hpt_vs_grpo": _step_rows, "loss": _loss_rows, "rollout": _rollout_rows, "verifier": _verifier_rows}
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -119,6 +138,9 @@ def markdown(results: dict[str, Any]) -> str:
                          _scaling_rows(scaling))]
     parts += [f"Machine: {machine_line(results['machine'], results.get('load_average_after'))} "
               f"Whole run: {results['duration_s'] / 60:.1f} min."]
+    verifier_machine = results.get("verifier", {}).get("machine")
+    if verifier_machine and verifier_machine.get("git_commit") != results["machine"].get("git_commit"):
+        parts += [f"(e) measured separately: {machine_line(verifier_machine, None)}"]
     return "\n\n".join(parts) + "\n"
 
 

@@ -1,8 +1,11 @@
-"""Final-answer extraction from math text: the last ``\\boxed{...}``, GSM8K's ``#### n``, "The answer is".
+"""The answer formats Math-Verify does not read, and the ``<think>`` block: hpt's additions to its extraction.
 
-Shared by the verifier (reading model responses) and the data preparers (reading datasets' reference
-solutions), so both sides agree on what "the answer" of a text is. Every function returns None when
-the text has no answer of that form; callers decide whether that is a zero reward or a data error.
+The last ``\\boxed{...}`` (the format strict mode requires, and how the preparers read reference
+solutions), GSM8K's ``#### n``, MetaMathQA's "The answer is: x" (bounded to its sentence), and the
+thinking block of reasoning models. Shared by the verifier and the data preparers, so both sides agree
+on what "the answer" of a text is. Readers return None when the text has no answer of that form;
+callers decide whether that is a zero reward or a data error. Everything else (several boxes,
+final-answer phrases, bare LaTeX and numbers) is Math-Verify's extraction (``hpt.rewards.equivalence``).
 """
 
 from __future__ import annotations
@@ -11,11 +14,14 @@ import re
 
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _GSM8K = re.compile(r"####\s*(.+?)\s*$", re.MULTILINE)
-_ANSWER_IS = re.compile(r"the (?:final )?answer is\s*:?\s*([^:\s].*?)\s*$", re.IGNORECASE | re.MULTILINE)
+# The value ends with its sentence: at a line break, a full stop followed by a space or the end, or "I hope".
+_ANSWER_IS = re.compile(
+    r"the (?:final )?answer is\s*:?\s*([^:\s].*?)(?=\s*(?:$|\n|\.\s|\.$|I hope\b))", re.IGNORECASE | re.MULTILINE
+)
 
 
-def last_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}`` (or ``\\fbox{...}``), with nested braces balanced."""
+def _last_box_span(text: str) -> tuple[int, int | None] | None:
+    """(content start, closing brace index or None when never closed) of the last box, or None."""
     starts = [m.end() for m in _BOXED.finditer(text)]
     if not starts:
         return None
@@ -27,8 +33,37 @@ def last_boxed(text: str) -> str | None:
         elif text[i] == "}":
             depth -= 1
             if depth == 0:
-                return text[start:i].strip()
-    return None  # unbalanced: the response was cut inside the box
+                return start, i
+    return start, None
+
+
+def last_box(text: str) -> tuple[str | None, bool]:
+    """(content, found) of the last ``\\boxed{...}`` / ``\\fbox{...}``, nested braces balanced.
+
+    ``found`` is False when the text has no box; a box that is never closed (a response cut inside
+    it) gives ``(None, True)``.
+    """
+    span = _last_box_span(text)
+    if span is None:
+        return None, False
+    start, end = span
+    return (None if end is None else text[start:end].strip()), True
+
+
+def after_last_box(text: str) -> str | None:
+    """What follows the last closed box, or None when there is no closed last box."""
+    span = _last_box_span(text)
+    return None if span is None or span[1] is None else text[span[1] + 1 :]
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last ``\\boxed{...}`` (or ``\\fbox{...}``), or None (no box, or never closed)."""
+    return last_box(text)[0]
+
+
+def box_count(text: str) -> int:
+    """How many ``\\boxed{`` / ``\\fbox{`` the text opens."""
+    return sum(1 for _ in _BOXED.finditer(text))
 
 
 def gsm8k_answer(text: str) -> str | None:
@@ -38,47 +73,13 @@ def gsm8k_answer(text: str) -> str | None:
 
 
 def answer_is(text: str) -> str | None:
-    """The value after the last "The answer is" / "The answer is:" (MetaMathQA's format), final period dropped."""
+    """The value after the last "The answer is" (MetaMathQA's format), up to the end of its sentence."""
     matches = _ANSWER_IS.findall(text)
-    if not matches:
-        return None
-    value = matches[-1].strip()
-    return value[:-1].strip() if value.endswith(".") else value
+    return matches[-1].strip() if matches else None
 
 
-# --- Reading a model response: format choice and the <think> block ------------------------------
-
-ANSWER_FORMATS = ("auto", "boxed", "answer_is", "gsm8k")
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
-
-
-def _nonempty(value: str | None) -> str | None:
-    """None for a missing or blank answer ("\\boxed{}", a bare "The answer is:"), else the value."""
-    if value is None:
-        return None
-    value = value.strip()
-    return value if value.strip(":").strip() else None
-
-
-def extract_answer(text: str, answer_format: str = "auto") -> str | None:
-    """The final answer of ``text`` in ``answer_format``; ``auto`` tries boxed, then "The answer is", then ####.
-
-    ``auto`` prefers the box because hpt's prompt templates ask for one; the other two forms are the
-    reference formats of MetaMathQA and GSM8K, which models fine-tuned on them keep using.
-    """
-    readers = {"boxed": (last_boxed,), "answer_is": (answer_is,), "gsm8k": (gsm8k_answer,)}
-    if answer_format == "auto":
-        chain = (last_boxed, answer_is, gsm8k_answer)
-    elif answer_format in readers:
-        chain = readers[answer_format]
-    else:
-        raise ValueError(f"answer_format must be one of {ANSWER_FORMATS}, got {answer_format!r}")
-    for reader in chain:
-        value = _nonempty(reader(text))
-        if value is not None:
-            return value
-    return None
 
 
 def after_think(text: str, opened_in_prompt: bool = False) -> str | None:

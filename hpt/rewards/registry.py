@@ -7,7 +7,8 @@ MATH-500 validation) under one reward config. Exact names are matched first, the
 ``math_dapo``, ``MATH500``, ``aime2025``, not ``mathematics``). An unknown source is
 an error, not a 0 reward: scoring a task with the wrong verifier (or none) silently trains nothing.
 
-The dispatcher always returns exactly ``score``, ``acc`` and ``pred``. verl 0.9.1's reward loop reads
+The dispatcher always returns exactly ``score``, ``acc``, ``pred`` and ``reason`` (why a row got no
+verdict, "" when it did; see ``hpt.rewards.math.REASONS``). verl 0.9.1's reward loop reads
 the extra-info key set from the *first* row of a batch and indexes every other row with it, so rows
 of different sources must return the same keys or the step fails with a KeyError.
 
@@ -35,7 +36,7 @@ Verifier = Callable[..., Any]
 
 TIMEOUT_OPTION = "verifier_timeout_s"
 DEFAULT_TIMEOUT_S = 30.0
-FAILED = {"score": 0.0, "acc": 0.0, "pred": ""}
+FAILED = {"score": 0.0, "acc": 0.0, "pred": "", "reason": "error"}  # the keys every row returns
 _LOG_FIRST, _LOG_EVERY = 5, 100  # log the first failures of each kind and source, then every 100th
 
 _failures: dict[str, int] = {"raised": 0, "timed_out": 0}
@@ -111,14 +112,16 @@ def unknown_source_message(sources: list[str]) -> str:
 
 
 def _standard(result: Any) -> dict[str, Any]:
-    """A verifier's result as exactly ``{score, acc, pred}`` (see the module docstring for why)."""
+    """A verifier's result as exactly ``{score, acc, pred, reason}`` (see the module docstring for why)."""
     if isinstance(result, dict):
         score = float(result["score"])
         acc = result.get("acc", score)
         pred = result.get("pred")
+        reason = result.get("reason")
     else:
-        score, acc, pred = float(result), float(result), None
-    return {"score": score, "acc": float(acc), "pred": "" if pred is None else str(pred)}
+        score, acc, pred, reason = float(result), float(result), None, None
+    return {"score": score, "acc": float(acc), "pred": "" if pred is None else str(pred),
+            "reason": "" if reason is None else str(reason)}
 
 
 def compute_score(
@@ -180,7 +183,7 @@ def _guarded(fn: Verifier, timeout_s: float, data_source: str, solution_str: str
     if worker.is_alive():
         detail = f"no result after {timeout_s:g} s; raise reward_kwargs.{TIMEOUT_OPTION} if it needs longer"
         _record_failure("timed_out", data_source, detail)
-        return dict(FAILED)
+        return dict(FAILED, reason="timeout")
     if "error" in outcome:
         error = outcome["error"]
         if isinstance(error, ValueError):  # bad options or ground truth: the data's fault, stop loudly
@@ -199,8 +202,8 @@ def _arithmetic(data_source: str, solution_str: str, ground_truth: Any, extra_in
 
 
 register_verifier("hpt/arithmetic", _arithmetic)
-# Every math source gets answer_format="auto" (the math verifier's default): hpt's prompt templates ask
-# for a box, and auto still reads MetaMathQA's "The answer is" and GSM8K's "####" from models tuned on them.
+# Every math source gets the math verifier; its mode (lenient or strict) defaults per source:
+# hpt.rewards.math.SOURCE_MODES.
 for _source in MATH_DATA_SOURCES:
     register_verifier(_source, math_verifier.compute_score)
 for _prefix in MATH_PREFIXES:

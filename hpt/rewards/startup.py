@@ -83,6 +83,7 @@ def data_sources(path: Path, column: str = "data_source") -> set[str]:
 def check_reward_options(options: Mapping[str, Any]) -> None:
     """Fail on a bad value of a math-verifier option in ``reward_kwargs``; unknown names are only logged."""
     from hpt.rewards import math as math_verifier
+    from hpt.rewards.options import OPTIONS
     from hpt.rewards.registry import TIMEOUT_OPTION
 
     options = dict(options)
@@ -90,10 +91,9 @@ def check_reward_options(options: Mapping[str, Any]) -> None:
     if timeout_s is not None and (isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float))
                                   or not timeout_s > 0):
         raise ValueError(f"reward_kwargs.{TIMEOUT_OPTION} must be a positive number of seconds, got {timeout_s!r}")
-    known = {key: value for key, value in options.items() if key in math_verifier.OPTIONS and value is not None}
-    math_verifier.check_options(**known)
-    if set(options) - set(math_verifier.OPTIONS):
-        math_verifier.warn_unknown_options({key: options[key] for key in set(options) - set(math_verifier.OPTIONS)})
+    math_verifier.check_options(**{key: value for key, value in options.items() if key in OPTIONS})
+    if set(options) - set(OPTIONS):
+        math_verifier.warn_unknown_options(options)
 
 
 def check_data_sources(config: Any) -> None:

@@ -11,7 +11,9 @@ It extends verl at seams and never copies ``fit``:
 import verl  # noqa: F401  (first: lets verl load hpt's plugin before the imports below)
 import logging
 import math
+from collections import Counter
 from functools import partial
+from typing import Any
 
 import numpy as np
 from verl import DataProto
@@ -117,6 +119,7 @@ class HPTRayTrainer(RayPPOTrainer):
                 M.REWARD_MEAN: float(scores_B.mean()),
             }
         )
+        metrics.update(no_verdict_shares(batch.non_tensor_batch.get("reason")))
         return rebuilt
 
     def _warn_truncation(self, truncated: int, budget: int) -> None:
@@ -140,6 +143,15 @@ def _rollout_scores(batch: DataProto):
             "Set reward.reward_model.enable_resource_pool=true or use a rule-based reward function"
         )
     return batch.batch["rm_scores"].sum(-1)
+
+
+def no_verdict_shares(reasons: Any) -> dict[str, float]:
+    """Per reason, the share of rollouts the verifier scored without a verdict (hpt's math verifier's
+    ``reason``; "" = a verdict). Nothing for a reward function that returns no ``reason``."""
+    if reasons is None or len(reasons) == 0:
+        return {}
+    counts = Counter(str(reason) for reason in reasons if reason)
+    return {M.REWARD_NO_VERDICT.format(reason=reason): count / len(reasons) for reason, count in sorted(counts.items())}
 
 
 def _logged_name(key: str) -> str:

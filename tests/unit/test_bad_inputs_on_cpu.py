@@ -131,7 +131,8 @@ def flaky_source():
 def test_a_raising_verifier_scores_zero_is_counted_and_logged(flaky_source, caplog):
     before = registry.verifier_failures()["raised"]
     with caplog.at_level(logging.WARNING, logger="hpt.rewards.registry"):
-        assert registry.compute_score(flaky_source, "raise", "1") == {"score": 0.0, "acc": 0.0, "pred": ""}
+        result = registry.compute_score(flaky_source, "raise", "1")
+    assert result == {"score": 0.0, "acc": 0.0, "pred": "", "reason": "error"}
     assert registry.verifier_failures()["raised"] == before + 1
     assert "ZeroDivisionError: bad input" in caplog.text
     assert registry.compute_score(flaky_source, "fine", "1")["score"] == 1.0  # the process carries on
@@ -141,7 +142,7 @@ def test_a_hanging_verifier_times_out_scores_zero_and_is_counted(flaky_source, c
     before = registry.verifier_failures()["timed_out"]
     with caplog.at_level(logging.WARNING, logger="hpt.rewards.registry"):
         result = registry.compute_score(flaky_source, "hang", "1", verifier_timeout_s=0.2)
-    assert result == {"score": 0.0, "acc": 0.0, "pred": ""}
+    assert result == {"score": 0.0, "acc": 0.0, "pred": "", "reason": "timeout"}
     assert registry.verifier_failures()["timed_out"] == before + 1
     assert "no result after 0.2 s" in caplog.text
 

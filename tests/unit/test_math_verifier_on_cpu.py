@@ -45,7 +45,8 @@ CASES: list[tuple[str, object, int]] = [
     ("\\boxed{-3/4}", "-\\frac34", 1),
     ("\\boxed{\\frac{3}{4}}", "-\\frac{3}{4}", 0),
     ("\\boxed{-0}", "0", 1),
-    ("\\boxed{0.0000001}", "0", 0),  # relative tolerance: nothing is close to 0 but 0
+    ("\\boxed{0.0000001}", "0", 1),  # Math-Verify's rule: equal after rounding to float_rounding=6 places
+    ("\\boxed{0.000001}", "0", 0),
     # thousands separators and decimals
     ("\\boxed{1,000}", "1000", 1),
     ("\\boxed{1000}", "1,000", 1),
@@ -87,11 +88,13 @@ CASES: list[tuple[str, object, int]] = [
     ("\\boxed{\\infty}", "\\infty", 1),
     ("\\boxed{\\text{Monday}}", "\\text{Monday}", 1),
     ("\\boxed{\\text{Tuesday}}", "\\text{Monday}", 0),
-    # several boxes: the last one is the answer
-    ("First \\boxed{3}, then corrected: \\boxed{4}", "4", 1),
-    ("First \\boxed{3}, then corrected: \\boxed{4}", "3", 0),
-    # no answer
-    ("I think it is 42", "42", 0),
+    # several boxes (lenient): read together, as Math-Verify reads them; strict mode reads the last one
+    ("First \\boxed{3}, then corrected: \\boxed{4}", "\\{3, 4\\}", 1),
+    ("First \\boxed{3}, then corrected: \\boxed{4}", "4", 0),
+    ("\\boxed{1}, \\boxed{2}, \\boxed{3}", "\\{1,2,3\\}", 1),
+    ("\\boxed{32, 349}", "32349", 0),  # a list, not a thousands separator
+    # no answer, or a malformed one
+    ("I think it is 41", "42", 0),
     ("", "42", 0),
     ("\\boxed{}", "42", 0),
     ("\\boxed{4", "4", 0),  # cut inside the box
@@ -99,7 +102,10 @@ CASES: list[tuple[str, object, int]] = [
     ("She pays 18 dollars.\n#### 18", "18", 1),
     ("#### 1,234", "1234", 1),
     ("#### 17", "18", 0),
-    # "The answer is"
+    # final-answer phrases, bounded to the answer (lenient)
+    ("The final answer is $34$. I hope it is correct.", "34", 1),
+    ("Answer: $9$", "9", 1),
+    ("The final answer is $12,000,023$. I hope it is correct. <|im_start|>user 7", "12000023", 1),
     ("The answer is: 42", "42", 1),
     ("The answer is $\\frac{2}{3}$.", "\\frac{2}{3}", 1),
     ("So the final answer is 7.", "7", 1),
@@ -118,7 +124,7 @@ CASES: list[tuple[str, object, int]] = [
 
 def _verdict(response: str, ground_truth: object) -> int:
     result = compute_score(SOURCE, response, ground_truth, {"index": 0})
-    assert set(result) == {"score", "acc", "pred"}
+    assert set(result) == {"score", "acc", "pred", "reason"}
     assert result["score"] == result["acc"]  # format_score is 0 by default
     return int(result["acc"])
 
@@ -151,16 +157,28 @@ def test_pred_is_the_extracted_answer_or_empty() -> None:
     [
         ("boxed", "\\boxed{42}", 1),
         ("boxed", "The answer is 42", 0),
+        ("boxed", "I think it is 42", 0),
+        ("boxed", "First \\boxed{3}, then corrected: \\boxed{42}", 1),  # the last box only
+        ("boxed", "\\boxed{42}, \\boxed{3}", 0),
         ("answer_is", "The answer is 42", 1),
         ("answer_is", "\\boxed{42}", 0),
         ("answer_is", "The answer is \\boxed{42}.", 1),
+        ("answer_is", "The answer is 42. I hope it is correct. <|im_start|>user", 1),
         ("gsm8k", "#### 42", 1),
         ("gsm8k", "\\boxed{42}", 0),
-        ("auto", "#### 42", 1),
+        (None, "#### 42", 0),  # strict's default format is the box
     ],
 )
-def test_answer_format_option(answer_format: str, response: str, expected: int) -> None:
-    assert compute_score(SOURCE, response, "42", answer_format=answer_format)["acc"] == expected
+def test_strict_mode_reads_only_the_requested_format(answer_format: str | None, response: str, expected: int) -> None:
+    result = compute_score(SOURCE, response, "42", mode="strict", answer_format=answer_format)
+    assert result["acc"] == expected
+    if not expected:
+        assert result["reason"] in ("no_answer", "")
+
+
+def test_lenient_mode_reads_every_format() -> None:
+    for response in ("#### 42", "The answer is 42", "\\boxed{42}", "I think it is 42"):
+        assert compute_score(SOURCE, response, "42", mode="lenient")["acc"] == 1.0, response
 
 
 @pytest.mark.parametrize(
@@ -186,27 +204,37 @@ def test_require_think(response: str, opened_in_prompt: bool, expected_score: fl
 
 def test_format_score_rewards_a_well_formed_wrong_answer_but_not_accuracy() -> None:
     wrong = compute_score(SOURCE, "<think>x</think>\\boxed{41}", "42", require_think=True, format_score=0.1)
-    assert wrong == {"score": 0.1, "acc": 0.0, "pred": "41"}
-    assert compute_score(SOURCE, "no box", "42", format_score=0.1)["score"] == 0.0
+    assert wrong == {"score": 0.1, "acc": 0.0, "pred": "41", "reason": ""}
+    assert compute_score(SOURCE, "no box", "42", format_score=0.1, mode="strict")["score"] == 0.0
     assert compute_score(SOURCE, "\\boxed{41}", "42", require_think=True, format_score=0.1)["score"] == 0.0
     assert compute_score(SOURCE, "\\boxed{42}", "42", format_score=0.1)["score"] == 1.0
 
 
 @pytest.mark.parametrize(
     ("option", "value"),
-    [("answer_format", "latex"), ("timeout_s", 0), ("timeout_s", -1.0), ("format_score", 1.0),
-     ("format_score", -0.1), ("require_think", "yes")],
+    [("answer_format", "latex"), ("answer_format", "auto"), ("timeout_s", 0), ("timeout_s", -1.0),
+     ("format_score", 1.0), ("format_score", -0.1), ("require_think", "yes"), ("mode", "loose"),
+     ("float_rounding", -1), ("float_rounding", 2.5), ("decimal_comma", "no"), ("extraction_targets", ["tex"]),
+     ("strict_comparison", 1), ("allow_set_relation_comp", "true")],
 )
 def test_bad_options_are_refused(option: str, value: object) -> None:
     with pytest.raises(ValueError, match=option):
         compute_score(SOURCE, "\\boxed{1}", "1", **{option: value})
 
 
-@pytest.mark.parametrize("ground_truth", [None, "", "   ", "$ $", "\\boxed{}", float("nan"), ["1", "2"], True])
-def test_unusable_ground_truth_raises_naming_the_source(ground_truth: object) -> None:
-    with pytest.raises(ValueError, match="aime2024") as excinfo:
-        compute_score("aime2024", "\\boxed{1}", ground_truth)
-    assert "ground_truth" in str(excinfo.value)
+@pytest.mark.parametrize(
+    ("ground_truth", "reason"),
+    [(None, "gold_missing"), ("", "gold_missing"), ("   ", "gold_missing"), ("$ $", "gold_missing"),
+     (float("nan"), "gold_missing"), (["1", "2"], "gold_missing"), (True, "gold_missing"),
+     ("\\boxed{}", "gold_unparsable"), ("\\frac{1}{2", "gold_unparsable"), ("She pays.\n####", "gold_unparsable")],
+)
+def test_unusable_ground_truth_scores_0_with_its_reason(ground_truth: object, reason: str,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """Not an exception: verl's reward worker would die with the run. Counted and logged once instead."""
+    before = math_verifier.reason_counts().get(reason, 0)
+    result = compute_score("aime2024", "\\boxed{1}", ground_truth)
+    assert result == {"score": 0.0, "acc": 0.0, "pred": "", "reason": reason}
+    assert math_verifier.reason_counts()[reason] == before + 1
 
 
 def test_unknown_options_are_logged_once(caplog: pytest.LogCaptureFixture) -> None:
@@ -221,9 +249,9 @@ def slow_sympy(monkeypatch: pytest.MonkeyPatch):
     """Replace the symbolic check by one that blocks until the test ends, with fresh timeout state."""
     release = threading.Event()
 
-    def blocked(gold: str, pred: str) -> bool:
+    def blocked(gold, pred, settings) -> tuple[bool, str, str]:
         release.wait(30)
-        return True
+        return True, "", ""
 
     monkeypatch.setattr(equivalence, "sympy_equal", blocked)
     monkeypatch.setattr(equivalence, "_timeouts", 0)
@@ -237,7 +265,8 @@ def test_a_slow_check_times_out_as_not_equal_and_warns_once(slow_sympy, caplog: 
     caplog.set_level(logging.WARNING, logger=equivalence.__name__)
     start = time.monotonic()
     for _ in range(2):  # \sqrt{12} vs 2\sqrt{3} needs the symbolic check
-        assert compute_score(SOURCE, "\\boxed{2\\sqrt{3}}", "\\sqrt{12}", timeout_s=0.2)["acc"] == 0.0
+        result = compute_score(SOURCE, "\\boxed{2\\sqrt{3}}", "\\sqrt{12}", timeout_s=0.2)
+        assert (result["acc"], result["reason"]) == (0.0, "timeout")
     assert time.monotonic() - start < 2.0
     assert equivalence.timeout_count() == 2
     assert sum("exceeded" in record.getMessage() for record in caplog.records) == 1
@@ -259,7 +288,8 @@ def test_sympy_is_skipped_while_too_many_checks_are_stuck(slow_sympy, monkeypatc
     monkeypatch.setattr(equivalence, "MAX_ABANDONED", 1)
     compute_score(SOURCE, "\\boxed{2\\sqrt{3}}", "\\sqrt{12}", timeout_s=0.2)  # times out, stays running
     start = time.monotonic()
-    assert compute_score(SOURCE, "\\boxed{2\\sqrt{3}}", "\\sqrt{12}", timeout_s=5.0)["acc"] == 0.0
+    result = compute_score(SOURCE, "\\boxed{2\\sqrt{3}}", "\\sqrt{12}", timeout_s=5.0)
+    assert (result["acc"], result["reason"]) == (0.0, "busy")
     assert time.monotonic() - start < 1.0  # did not wait for a deadline: sympy was not started
     assert equivalence.timeout_count() == 1
 
@@ -272,13 +302,3 @@ def test_sympy_is_skipped_while_too_many_checks_are_stuck(slow_sympy, monkeypatc
 )
 def test_huge_powers_are_kept_away_from_sympy(answer: str, refused: bool) -> None:
     assert equivalence.too_large_to_evaluate(answer) is refused
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [("$\\boxed{12}$.", "12"), ("1{,}000", "1000"), ("\\left( 1, 2 \\right)", "(1,2)"), ("90^{\\circ}", "90"),
-     ("5\\text{ cm}^2", "5"), ("\\text{Monday}", "Monday"), ("\\dfrac{1}{2}", "\\frac{1}{2}"), ("50\\%", "50"),
-     ("1,2", "1,2")],
-)
-def test_normalise(text: str, expected: str) -> None:
-    assert equivalence.normalise(text) == expected

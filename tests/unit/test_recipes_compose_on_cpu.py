@@ -260,6 +260,16 @@ def test_recipe_knobs_and_trailing_overrides_reach_the_config(run_script, data_d
     assert_starts(cfg)
 
 
+@pytest.mark.parametrize("recipe", [SEED003, PAPER])
+@pytest.mark.parametrize("mode", [None, "lenient", "strict"])
+def test_reward_mode_is_each_sources_default_unless_reward_mode_names_one(recipe, mode, run_script, data_dir):
+    env = {} if mode is None else {"REWARD_MODE": mode}
+    argv, _ = run_script(recipe, **env).only_hpt_main()
+    cfg = compose_argv(argv)
+    assert (cfg.reward.custom_reward_function.get("reward_kwargs") or {}).get("mode") == mode
+    assert_starts(cfg)
+
+
 def test_unknown_method_and_missing_data_stop_with_a_hint(run_script, tmp_path):
     bad = run_script(SEED003, METHOD="dpo")
     assert bad.returncode != 0 and "hpt, grpo, sft, luffy" in bad.stderr and not bad.hpt_main_calls()

@@ -48,14 +48,14 @@ def test_unknown_source_raises_listing_the_known_ones() -> None:
 @pytest.mark.parametrize("source", MATH_SOURCES)
 def test_math_sources_score_boxed_answers(source: str) -> None:
     assert compute_score(source, "... so \\boxed{\\frac{1}{2}}", "0.5") == {"score": 1.0, "acc": 1.0,
-                                                                         "pred": "\\frac{1}{2}"}
+                                                                         "pred": "\\frac{1}{2}", "reason": ""}
 
 
 def test_every_source_returns_the_same_keys() -> None:
     """verl reads the extra-info keys from a batch's first row and indexes every row with them."""
     arithmetic = compute_score("hpt/arithmetic", "1+2=3#3", "3")
-    assert arithmetic == {"score": 1.0, "acc": 1.0, "pred": "3"}
-    assert compute_score("hpt/arithmetic", "1+2=3", "3") == {"score": 0.0, "acc": 0.0, "pred": ""}
+    assert arithmetic == {"score": 1.0, "acc": 1.0, "pred": "3", "reason": ""}
+    assert compute_score("hpt/arithmetic", "1+2=3", "3") == {"score": 0.0, "acc": 0.0, "pred": "", "reason": ""}
     assert set(compute_score("openai/gsm8k", "#### 3", "3")) == set(arithmetic)
 
 
@@ -67,11 +67,11 @@ def test_unset_options_keep_the_verifiers_defaults() -> None:
 def test_registering_a_verifier(clean_registry) -> None:
     register_verifier("my/task", lambda data_source, solution_str, ground_truth, extra_info=None, **kw: 0.25)
     assert has_verifier("my/task") and "my/task" in known_data_sources()
-    assert compute_score("my/task", "x", "y") == {"score": 0.25, "acc": 0.25, "pred": ""}
+    assert compute_score("my/task", "x", "y") == {"score": 0.25, "acc": 0.25, "pred": "", "reason": ""}
     with pytest.raises(ValueError, match="already registered"):
         register_verifier("my/task", lambda *a, **k: 1.0)
     register_verifier("my/task", lambda *a, **k: {"score": 1.0, "acc": True, "pred": 7, "extra": 1}, replace=True)
-    assert compute_score("my/task", "x", "y") == {"score": 1.0, "acc": 1.0, "pred": "7"}
+    assert compute_score("my/task", "x", "y") == {"score": 1.0, "acc": 1.0, "pred": "7", "reason": ""}
 
 
 def test_prefix_rules(clean_registry) -> None:
@@ -88,7 +88,7 @@ def test_verl_loads_the_dispatcher_file_and_passes_reward_kwargs() -> None:
         "path": str(DISPATCH_FILE), "name": "compute_score", "reward_kwargs": {"format_score": 0.5}}}})
     fn = get_custom_reward_fn(config)
     call = {"data_source": "openai/gsm8k", "ground_truth": "42", "extra_info": {"index": 3}}
-    assert fn(solution_str="\\boxed{41}", **call) == {"score": 0.5, "acc": 0.0, "pred": "41"}
+    assert fn(solution_str="\\boxed{41}", **call) == {"score": 0.5, "acc": 0.0, "pred": "41", "reason": ""}
     assert fn(solution_str="\\boxed{42}", **call)["score"] == 1.0
 
 
@@ -98,10 +98,10 @@ def test_verl_validation_metrics_accept_the_result() -> None:
 
     responses = ["\\boxed{42}", "\\boxed{41}", "\\boxed{42}", "no answer"]
     results = [compute_score("openai/gsm8k", r, "42") for r in responses]
-    infos = {key: [r[key] for r in results] for key in ("score", "acc", "pred")}
+    infos = {key: [r[key] for r in results] for key in ("score", "acc", "pred", "reason")}
     metrics = process_validation_metrics(["openai/gsm8k"] * 4, ["u0"] * 4, infos)["openai/gsm8k"]
     assert metrics["acc"]["mean@4"] == 0.5
-    assert "maj@4/mean" in metrics["acc"] and "pred" not in metrics
+    assert "maj@4/mean" in metrics["acc"] and "pred" not in metrics and "reason" not in metrics
 
 
 # --- start-up check -------------------------------------------------------------------------------

@@ -67,3 +67,16 @@ def test_axis_points_take_the_base_and_that_axis_only_in_order() -> None:
     assert [(v, m["timing_s/step"]) for v, m in axis_points(scaling, "prompts")] == [(8, 2.0), (16, 3.0), (32, 5.0)]
     assert [(v, m["timing_s/step"]) for v, m in axis_points(scaling, "samples")] == [(4, 3.0), (8, 4.0)]
     assert [v for v, _ in axis_points(scaling, "response_length")] == [32]
+
+
+def test_verifier_workload_is_seeded_and_has_the_stated_mix() -> None:
+    from benchmarks.speed import verifier
+
+    items = verifier.workload(200, seed=1)
+    assert items == verifier.workload(200, seed=1) and items != verifier.workload(200, seed=2)
+    assert len(items) == 200 * verifier.RESPONSES_PER_PROMPT
+    shares = {kind: sum(k == kind for k, _, _ in items) / len(items) for kind, _ in verifier.KINDS}
+    for kind, weight in verifier.KINDS:
+        assert abs(shares[kind] - weight / 100) < 0.07, kind
+    assert all(500 <= len(response) <= 4000 for kind, _, response in items if kind == "integer_boxed")
+    assert len(verifier.math_verify_cases()) == 276
