@@ -96,9 +96,11 @@ hpt_train_appending_metrics() {
   fi
   fifo="$(mktemp -u "${TMPDIR:-/tmp}/hpt_metrics.XXXXXX")"
   mkfifo "$fifo"
-  cat "$fifo" >>"$VERL_FILE_LOGGER_PATH" &
+  exec 3<>"$fifo" # a writer held until the trainer is done, so cat sees the end only after it
+  exec 4<"$fifo"  # the read end, open before anything is written (fd 3 keeps this from blocking)
+  cat <&4 3>&- >>"$VERL_FILE_LOGGER_PATH" &
   reader=$!
-  exec 3<>"$fifo" # holds the pipe open: cat stops once the trainer and this shell have closed it
+  exec 4<&-
   VERL_FILE_LOGGER_PATH="$fifo" python -m hpt.main "$@" 3>&- || status=$?
   exec 3>&-
   wait "$reader"
