@@ -1,11 +1,11 @@
 """kill -9 and resume: a resumed run follows the uninterrupted run's trajectory exactly.
 
 One configuration, run three ways with the real ``python -m hpt.main`` (CPU overlay, tiny model):
-- A trains to the end, saving every 2 steps;
+- A trains to the end, saving every step;
 - B is SIGKILLed (whole process tree) at a seeded random moment after its first checkpoint, then
   resumed with ``trainer.resume_mode=auto``;
-- C is SIGKILLed while it writes step 4's checkpoint (hpt's state written, verl's model and tracker
-  not yet: ``HPT_TEST_PAUSE_IN_CHECKPOINT``), then resumed: it must load step 2.
+- C is SIGKILLed while it writes step 2's checkpoint (hpt's state written, verl's model and tracker
+  not yet: ``HPT_TEST_PAUSE_IN_CHECKPOINT``), then resumed: it must load step 1, mid-epoch.
 
 Switch mode with ``remove_sfted_data`` (the prompt history shapes later epochs, so it must survive the
 kill), a separate SFT stream and a linear lambda schedule, on a 32-prompt subset: 2 steps per full
@@ -48,7 +48,7 @@ def _command(tiny: Path, out: Path) -> list[str]:
         f"data.val_files={tiny / 'data' / 'test.parquet'}",
         "data.train_max_samples=32", "data.seed=7",
         "trainer.total_training_steps=null", "trainer.total_epochs=3",
-        "trainer.val_before_train=false", "trainer.test_freq=3", "trainer.save_freq=2",
+        "trainer.val_before_train=false", "trainer.test_freq=3", "trainer.save_freq=1",
         "trainer.logger=[console,file]", "trainer.remove_sfted_data=true",
         "trainer.lambda_schedule.name=linear",
         f"data.sft_stream.train_files=[{stream}]", "data.sft_stream.batch_size=4",
@@ -123,6 +123,13 @@ def _tracker(out: Path) -> int | None:
     return int(tracker.read_text()) if tracker.exists() and tracker.read_text().strip() else None
 
 
+def _resumed_from(out: Path, attempt: str) -> int:
+    """The step verl says it resumed from (its log line ``Resuming from <dir>/global_step_N``)."""
+    (line,) = [line for line in (out / f"train_{attempt}.log").read_text().splitlines() if "Resuming from" in line]
+    assert str(out / "ckpt") in line
+    return int(line.rsplit("global_step_", 1)[1])
+
+
 def _weights(out: Path) -> dict[str, torch.Tensor]:
     (shard,) = (out / "ckpt" / f"global_step_{STEPS}" / "actor").glob("model_world_size_*_rank_0.pt")
     state = torch.load(shard, weights_only=False, map_location="cpu")
@@ -135,10 +142,14 @@ def _rollouts(out: Path, step: int) -> list[dict]:
 
 EXACT = ("hpt/gate/", "hpt/batch/", "hpt/history/")
 CLOSE = ("hpt/loss/", "actor/", "critic/", "response_length/", "val-core/", "val-aux/")
+MACHINE = ("actor/perf/",)  # memory in use: a property of the machine, not of the trajectory
 
 
 def _assert_same_step(expected: dict, actual: dict, step: int) -> None:
+    assert {M.LOSS_SFT, M.LOSS_RL, M.GATE_SFT_FRAC, "actor/grad_norm"} <= expected.keys()
     for key, value in expected.items():
+        if key.startswith(MACHINE):
+            continue
         if key.startswith(EXACT):
             assert actual[key] == value, f"step {step}: {key} {actual[key]} != {value}"
         elif key.startswith(CLOSE) and isinstance(value, int | float):
@@ -189,21 +200,22 @@ def test_a_run_killed_at_a_random_moment_resumes_to_the_same_trajectory(run_a, w
     assert resumed_from is not None and resumed_from < STEPS
 
     _finish(_start(warm_tiny_dir, tmp_path, "b2"), tmp_path, "b2")
-    assert f"global_step_{resumed_from}" in (tmp_path / "train_b2.log").read_text()
+    assert _resumed_from(tmp_path, "b2") == resumed_from
     steps = {**_steps(tmp_path, "b1"), **_steps(tmp_path, "b2")}  # steps after the checkpoint: the resumed run's
     _assert_same_trajectory(run_a, steps, tmp_path)
 
 
 def test_a_run_killed_while_writing_a_checkpoint_resumes_from_the_previous_one(run_a, warm_tiny_dir, tmp_path):
-    first = _start(warm_tiny_dir, tmp_path, "c1", HPT_TEST_PAUSE_IN_CHECKPOINT="4")
+    first = _start(warm_tiny_dir, tmp_path, "c1", HPT_TEST_PAUSE_IN_CHECKPOINT="2")
     try:
-        _wait_for((tmp_path / "ckpt" / "paused_in_checkpoint_4").exists, first, "step 4's checkpoint write")
+        _wait_for((tmp_path / "ckpt" / "paused_in_checkpoint_2").exists, first, "step 2's checkpoint write")
     finally:
         _kill_tree(first)
-    assert _tracker(tmp_path) == 2
-    assert (tmp_path / "ckpt" / "global_step_4" / "hpt_state.pt").exists()  # half of step 4 is on disk
+    assert _tracker(tmp_path) == 1
+    assert (tmp_path / "ckpt" / "global_step_2" / "hpt_state.pt").exists()  # part of step 2 is on disk
+    assert not (tmp_path / "ckpt" / "global_step_2" / "actor").exists()
 
     _finish(_start(warm_tiny_dir, tmp_path, "c2"), tmp_path, "c2")
-    assert "global_step_2" in (tmp_path / "train_c2.log").read_text()
+    assert _resumed_from(tmp_path, "c2") == 1
     steps = {**_steps(tmp_path, "c1"), **_steps(tmp_path, "c2")}
     _assert_same_trajectory(run_a, steps, tmp_path)
