@@ -18,8 +18,6 @@ from safetensors.torch import load_file
 
 from hpt import metrics as M
 
-pytestmark = pytest.mark.slow  # runs the real trainer (minutes)
-
 STEPS = 3
 
 
@@ -75,6 +73,7 @@ def test_weights_changed(run_dir, warm_tiny_dir):
     assert changed, "training left every weight unchanged"
 
 
+@pytest.mark.slow  # a second trainer run; the switch run above is the default tier's end-to-end run
 def test_luffy_with_sft_stream_trains_mixed_groups_and_stream_rows(warm_tiny_dir, tmp_path):
     stream = warm_tiny_dir / "sft_stream" / "sft_stream.parquet"
     run = _train(
