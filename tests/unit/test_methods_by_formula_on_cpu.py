@@ -227,7 +227,10 @@ def formula_original(b: Batch, split, agg: str, method: str, phi: bool = False):
         for rows in rank:
             on, sft, off = _masks(b, rows)
             mixed = _pg(b, method) * on + _shaped(b) * b.off_w[:, None] * off
-            shared = mixed.sum() / T if agg == "seq-mean-token-sum-norm" else mixed.sum() / max(int((on | off).sum()), 1)
+            if agg == "seq-mean-token-sum-norm":
+                shared = mixed.sum() / T
+            else:
+                shared = mixed.sum() / max(int((on | off).sum()), 1)
             total = total + shared + _tmean(_sft_tok(b, method, phi), sft)
     return total / DP
 
@@ -301,3 +304,23 @@ def test_original_luffy_shares_one_normaliser_between_rollout_and_demonstration_
     b = _batch(demo_rows=(3, 7), off_w=1.0)
     ours = hpt_loss(b, SPLIT_A, _config("original", agg), "luffy")
     assert ours.item() == pytest.approx(formula_original(b, SPLIT_A, agg, "luffy").item(), abs=1e-6)
+
+
+def test_demo_share_metric_counts_every_strategys_trained_demonstrations():
+    """hpt/demo/prompt_frac is 1 for mix (SFT on every prompt), the SFT groups' share for switch, 0 at lambda 0."""
+    from hpt import metrics as M
+    from hpt.core.gates import GateConfig, build_gate
+    from hpt.core.groups import GroupStats
+    from hpt.core.plan import plan_rebuild
+    from hpt.trainer.ray_trainer import _demo_metrics
+
+    groups = [GroupStats(g, tuple(range(4 * g, 4 * g + 4)), s) for g, s in enumerate((0, 2, 4, 0))]
+    expected = {"mix": (1.0, 1.0, 0.0), "chord": (1.0, 1.0, 0.0), "switch": (0.5, 0.5, 0.0), "no": (0.0, 0.0, 0.0),
+                "luffy": (1.0, 0.0, 1.0), "srft": (1.0, 1.0, 1.0)}
+    for strategy, (any_term, sft, off) in expected.items():
+        plan = plan_rebuild(groups, [True] * 4, build_gate(strategy), GateConfig(), multiple=1)
+        got = _demo_metrics(plan, scale=1.0, num_groups=4)
+        shares = (got[M.DEMO_PROMPT_FRAC], got[M.DEMO_SFT_PROMPT_FRAC], got[M.DEMO_OFF_PROMPT_FRAC])
+        assert shares == (any_term, sft, off), strategy
+    zero = _demo_metrics(plan_rebuild(groups, [True] * 4, build_gate("mix"), GateConfig(), multiple=1), 0.0, 4)
+    assert zero[M.DEMO_PROMPT_FRAC] == 0.0
