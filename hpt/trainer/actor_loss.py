@@ -99,8 +99,15 @@ class _MicroBatch:
     row_entropy: torch.Tensor | None  # per-row mean entropy (SRFT)
 
 
+def _zero(mb: _MicroBatch) -> torch.Tensor:
+    """A term with no token in this micro-batch contributes exactly 0 (and costs nothing)."""
+    return torch.zeros((), dtype=mb.log_prob.dtype, device=mb.log_prob.device)
+
+
 def _sft_term(config, weight_B: torch.Tensor, mask: torch.Tensor, mb: _MicroBatch):
     """The SFT term; CHORD-phi and SRFT fix its per-token loss and weights (``hpt.core.methods``)."""
+    if not mask.any():
+        return _zero(mb)
     name = "phi_nll" if mb.phi else config.offline_loss_type
     loss_B_T = build_off_policy_loss(name)(mb.log_prob, mb.inputs, config.off_policy_params())
     if mb.method == "srft":
@@ -110,6 +117,8 @@ def _sft_term(config, weight_B: torch.Tensor, mask: torch.Tensor, mb: _MicroBatc
 
 def _off_term(config, weight_B: torch.Tensor, mask: torch.Tensor, mb: _MicroBatch):
     """The off-policy RL term: per-token loss x row weight, aggregated like the RL term's normaliser says."""
+    if not mask.any():
+        return _zero(mb)
     loss_B_T = build_off_policy_loss(config.off_policy_loss_type)(mb.log_prob, mb.inputs, config.off_policy_params())
     return agg_loss(loss_B_T * weight_B.to(loss_B_T.dtype)[:, None], mask, mb.norms.off_mode, **mb.norms.off)
 
