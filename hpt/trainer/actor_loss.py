@@ -104,14 +104,27 @@ def _zero(mb: _MicroBatch) -> torch.Tensor:
     return torch.zeros((), dtype=mb.log_prob.dtype, device=mb.log_prob.device)
 
 
+def _rows(mb: _MicroBatch, weight_B: torch.Tensor, mask: torch.Tensor):
+    """Only the rows a demonstration term trains: its per-token loss is computed on those alone.
+
+    Every normaliser is an explicit count (or L), so dropping rows with no token changes no value.
+    """
+    rows = mask.any(-1).nonzero().squeeze(-1)
+    inputs = OffPolicyInputs(**{name: None if value is None else value[rows]
+                                for name, value in vars(mb.inputs).items()})
+    entropy = None if mb.row_entropy is None else mb.row_entropy[rows]
+    return mb.log_prob[rows], inputs, weight_B[rows], mask[rows], entropy
+
+
 def _sft_term(config, weight_B: torch.Tensor, mask: torch.Tensor, mb: _MicroBatch):
     """The SFT term; CHORD-phi and SRFT fix its per-token loss and weights (``hpt.core.methods``)."""
     if not mask.any():
         return _zero(mb)
+    log_prob, inputs, weight_B, mask, row_entropy = _rows(mb, weight_B, mask)
     name = "phi_nll" if mb.phi else config.offline_loss_type
-    loss_B_T = build_off_policy_loss(name)(mb.log_prob, mb.inputs, config.off_policy_params())
+    loss_B_T = build_off_policy_loss(name)(log_prob, inputs, config.off_policy_params())
     if mb.method == "srft":
-        weight_B = weight_B * srft_sft_weight(mb.row_entropy).to(weight_B.dtype)
+        weight_B = weight_B * srft_sft_weight(row_entropy).to(weight_B.dtype)
     return agg_loss(loss_B_T * weight_B.to(loss_B_T.dtype)[:, None], mask, mb.norms.sft_mode, **mb.norms.sft)
 
 
@@ -119,7 +132,8 @@ def _off_term(config, weight_B: torch.Tensor, mask: torch.Tensor, mb: _MicroBatc
     """The off-policy RL term: per-token loss x row weight, aggregated like the RL term's normaliser says."""
     if not mask.any():
         return _zero(mb)
-    loss_B_T = build_off_policy_loss(config.off_policy_loss_type)(mb.log_prob, mb.inputs, config.off_policy_params())
+    log_prob, inputs, weight_B, mask, _ = _rows(mb, weight_B, mask)
+    loss_B_T = build_off_policy_loss(config.off_policy_loss_type)(log_prob, inputs, config.off_policy_params())
     return agg_loss(loss_B_T * weight_B.to(loss_B_T.dtype)[:, None], mask, mb.norms.off_mode, **mb.norms.off)
 
 
