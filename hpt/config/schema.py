@@ -67,7 +67,7 @@ class HPTActorConfig(FSDPActorConfig):
             )
         needs_entropy = "entropy_weighted_nll" in (self.offline_loss_type, self.off_policy_loss_type)
         if needs_entropy and not (self.calculate_entropy or self.entropy_coeff != 0):
-            raise ValueError(f"the srft loss weights tokens by entropy: set {prefix}.calculate_entropy=true")
+            raise ValueError(f"entropy_weighted_nll weights tokens by entropy: set {prefix}.calculate_entropy=true")
         if self.policy_loss.get("loss_mode", "vanilla") == CUSTOM_LOSS_MODE and not self.custom_loss_path:
             raise ValueError(
                 f"policy_loss.loss_mode=custom needs {prefix}.custom_loss_path=/path/to/custom_hybrid_loss.py"
