@@ -56,7 +56,7 @@ class Settings:
     prompts_per_step: int = 8
     n: int = 4  # rollouts per prompt
     lr: float = 3e-4
-    gate: str = "switch"  # hpt.core.gates registry: switch | soft | no | sft | luffy
+    gate: str = "switch"  # hpt.core.gates registry: switch | soft | no | sft | luffy | mix (not chord, srft)
     switch_gate: int = 0
     switch_gate_off: int | None = None
     soft_type: int = 0
@@ -265,6 +265,9 @@ def run(s: Settings) -> list[dict[str, float]]:
     return history
 
 
+TRAINER_ONLY_GATES = ("chord", "srft")  # their weights beyond the routes are applied by the trainer and its loss
+
+
 def parse_args(argv: list[str] | None = None) -> Settings:
     """The CLI: one flag per ``Settings`` field."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -280,7 +283,11 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         p.add_argument(f"--{name.replace('_', '-')}", default=getattr(defaults, name))
     p.add_argument("--switch-gate-off", type=int, default=None)
     p.add_argument("--metrics-out", type=Path, default=None)
-    return Settings(**vars(p.parse_args(argv)))
+    args = p.parse_args(argv)
+    if args.gate in TRAINER_ONLY_GATES:
+        p.error(f"--gate {args.gate}: its mu schedule / entropy weights live in the trainer (python -m hpt.main "
+                f"trainer.unify_strategy={args.gate}); this loop would train the bare routes under that name")
+    return Settings(**vars(args))
 
 
 if __name__ == "__main__":

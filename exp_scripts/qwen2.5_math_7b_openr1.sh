@@ -8,12 +8,18 @@
 # RL term as in the original code: no clipping (policy_loss.loss_mode=unclipped), sum over tokens
 # divided by the response budget (seq-mean-token-sum-norm, loss_scale_factor = MAX_RESPONSE_LENGTH),
 # no std normalisation of GRPO advantages, entropy bonus 0.001, no KL.
+# Loss balance: LOSS_NORMALIZATION=original (default for hpt, grpo, luffy, srft) reproduces the original
+# code's per-micro-batch sums (RL sum/L not divided by rows, SFT token mean per micro-batch, LUFFY's one
+# shared sum/L); global makes SFT:RL exactly SFT_LOSS_COEF whatever the packing (docs/from_original_hpt.md
+# gives both balances in numbers). sft defaults to global: a plain SFT token mean over the batch.
 #
 # METHOD picks the member of the family (same model, data and step budget):
 #   hpt    (default) switch gate SWITCH_GATE, SFT on the demonstration, LR 5e-6 (the paper's)
 #   grpo   GRPO only, LR 1e-6
 #   sft    SFT only on the demonstrations (one rollout per prompt is sampled and only logged), LR 5e-6
 #   luffy  LUFFY: 7 rollouts + the demonstration per group, shaped off-policy loss p/(p+0.1), LR 1e-6
+#   srft   SRFT (the HPT repository's baseline, train_srft.sh): LUFFY's groups, the demonstration also
+#          trained with SFT weighted 0.5*exp(-H), rollouts weighted 0.1*exp(H) / -1, LR 1e-6
 #   SFT then GRPO (two stages): RECIPE=qwen2.5_math_7b_openr1.sh bash exp_scripts/sft_then_grpo.sh
 #
 # Context length: Qwen2.5-Math-7B's config.json allows 4096 positions, less than the 1024 + 8192
@@ -45,7 +51,7 @@ export HYDRA_FULL_ERROR=1
 
 # ---- model and method
 MODEL_PATH="${MODEL_PATH:-Qwen/Qwen2.5-Math-7B}"  # Hugging Face id or local directory (see "Context length")
-METHOD="${METHOD:-hpt}"                           # hpt | grpo | sft | luffy
+METHOD="${METHOD:-hpt}"                           # hpt | grpo | sft | luffy | srft
 
 # ---- data
 DATA_DIR="${DATA_DIR:-$HOME/data/hpt}"
@@ -90,6 +96,7 @@ case "$METHOD" in
   sft)
     LR="${LR:-5e-6}"
     ROLLOUT_N="${ROLLOUT_N:-1}"                   # rollouts are only logged, never trained on
+    LOSS_NORMALIZATION="${LOSS_NORMALIZATION:-global}"
     METHOD_ARGS=(
       trainer.unify_strategy=sft
       actor_rollout_ref.actor.offline_loss_type=nll
@@ -103,8 +110,18 @@ case "$METHOD" in
       actor_rollout_ref.actor.off_policy_loss_type=shaped
       actor_rollout_ref.actor.off_policy_reshape=p_div_p_0.1
     ) ;;
-  *) hpt_die "METHOD=$METHOD is not one of hpt, grpo, sft, luffy (SFT then GRPO: exp_scripts/sft_then_grpo.sh)" ;;
+  srft)
+    LR="${LR:-1e-6}"
+    ROLLOUT_N="${ROLLOUT_N:-7}"                   # + the demonstration = groups of 8
+    METHOD_ARGS=(
+      trainer.unify_strategy=srft
+      actor_rollout_ref.actor.calculate_entropy=true
+      actor_rollout_ref.actor.off_policy_loss_type=shaped
+      actor_rollout_ref.actor.off_policy_reshape=p_div_p_0.1
+    ) ;;
+  *) hpt_die "METHOD=$METHOD is not one of hpt, grpo, sft, luffy, srft (SFT then GRPO: exp_scripts/sft_then_grpo.sh)" ;;
 esac
+LOSS_NORMALIZATION="${LOSS_NORMALIZATION:-original}"  # original | global (see the header)
 
 # ---- memory (docs/train_on_real_data.md, "Memory"): 7B full-parameter on 8 x 80 GB
 ROLLOUT_TP="${ROLLOUT_TP:-2}"
@@ -175,6 +192,7 @@ exec python -m hpt.main \
   actor_rollout_ref.actor.policy_loss.loss_mode=unclipped \
   actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-sum-norm \
   actor_rollout_ref.actor.loss_scale_factor="$MAX_RESPONSE_LENGTH" \
+  actor_rollout_ref.actor.loss_normalization="$LOSS_NORMALIZATION" \
   actor_rollout_ref.actor.entropy_coeff="$ENTROPY_COEFF" \
   actor_rollout_ref.actor.use_kl_loss=false \
   actor_rollout_ref.actor.checkpoint.save_contents="$SAVE_CONTENTS" \

@@ -69,6 +69,7 @@ MAX_RESPONSE_LENGTH="${MAX_RESPONSE_LENGTH:-4096}"  # non-thinking answers; long
 # ---- hybrid settings (used by the methods that need them)
 SWITCH_GATE="${SWITCH_GATE:-0}"                 # hpt: <= this many successes -> SFT on the demonstration
 SFT_LOSS_COEF="${SFT_LOSS_COEF:-1.0}"           # weight of the SFT term
+LOSS_NORMALIZATION="${LOSS_NORMALIZATION:-global}"  # global: SFT:RL = SFT_LOSS_COEF x lambda whatever the packing
 LAMBDA_SCHEDULE="${LAMBDA_SCHEDULE:-constant}" # hpt: lambda, the demonstrations' weight over training:
                                                 #   constant | linear | cosine | warmup_cosine | adaptive
 LAMBDA_START="${LAMBDA_START:-1.0}"             # linear/cosine: lambda at step 0; adaptive: when every rollout fails
@@ -190,6 +191,7 @@ exec python -m hpt.main \
   actor_rollout_ref.actor.ppo_mini_batch_size="$PPO_MINI_BATCH_SIZE" \
   actor_rollout_ref.actor.use_kl_loss=false \
   actor_rollout_ref.actor.entropy_coeff=0 \
+  actor_rollout_ref.actor.loss_normalization="$LOSS_NORMALIZATION" \
   actor_rollout_ref.actor.checkpoint.save_contents="$SAVE_CONTENTS" \
   actor_rollout_ref.actor.checkpoint.load_contents="[model,optimizer,extra]" \
   actor_rollout_ref.rollout.tensor_model_parallel_size="$ROLLOUT_TP" \

@@ -55,6 +55,9 @@ def _check_hpt_keys(config: DictConfig) -> None:
 
             validate_soft_table(settings.gate.soft_table, int(config.actor_rollout_ref.rollout.n))
         _check_actor_keys(config)
+        from hpt.config.method_checks import check_method_settings
+
+        check_method_settings(config, settings.unify_strategy)
         _check_micro_batches(config)
         _check_sft_stream(config)
         from hpt.rewards.startup import check_data_sources

@@ -2,15 +2,19 @@
 
 from hpt.core.gates import Mode
 
-GATE_SFT_FRAC = "hpt/gate/sft_frac"  # fraction of prompt groups trained on their demonstration (SFT only)
+GATE_SFT_FRAC = "hpt/gate/sft_frac"  # fraction of groups routed to SFT mode (rollouts dropped; see hpt/demo/*)
 GATE_RL_FRAC = "hpt/gate/rl_frac"  # fraction of prompt groups trained on their rollouts only
 GATE_OFF_FRAC = "hpt/gate/off_frac"  # fraction trained with the off-policy RL loss on the demonstration only
 GATE_MIX_FRAC = "hpt/gate/mix_frac"  # fraction trained on rollouts and demonstration together
 GATE_FRAC = {Mode.SFT: GATE_SFT_FRAC, Mode.RL: GATE_RL_FRAC, Mode.OFF: GATE_OFF_FRAC, Mode.MIX: GATE_MIX_FRAC}
 GATE_MISSING_DEMO = "hpt/gate/missing_demo_groups"  # groups the gate sent to a demonstration that had none (-> RL)
-GATE_LAMBDA = "hpt/gate/lambda"  # this step's lambda_schedule value (multiplies the demonstration weights)
+GATE_LAMBDA = "hpt/gate/lambda"  # this step's lambda_schedule value x CHORD's mu (multiplies the demonstration weights)
 GATE_PASS_RATE = "hpt/gate/pass_rate"  # mean rollout success rate of the batch
 GATE_SUCCESS_HIST = "hpt/gate/successes_{k}"  # fraction of groups with exactly k successful rollouts
+DEMO_PROMPT_FRAC = "hpt/demo/prompt_frac"  # share of prompt groups whose demonstration is trained (any term)
+DEMO_SFT_PROMPT_FRAC = "hpt/demo/sft_prompt_frac"  # ... by the SFT term
+DEMO_OFF_PROMPT_FRAC = "hpt/demo/off_prompt_frac"  # ... by the off-policy RL term
+CHORD_MU = "hpt/chord/mu"  # CHORD's mu this step (rollouts weigh 1 - mu, experts mu x lambda)
 BATCH_DEMO_ROWS = "hpt/batch/demo_rows"  # demonstration rows appended this step
 BATCH_DEMO_TOKENS = "hpt/batch/demo_tokens"  # demonstration tokens trained this step
 BATCH_SFT_STREAM_ROWS = "hpt/batch/sft_stream_rows"  # rows from the separate SFT stream

@@ -6,7 +6,14 @@ divided by its own *global* count (the whole mini-batch on every data-parallel r
 taking a row out of that term and its count. With FSDP, gradients are averaged over DP ranks, so
 every rank scales its local sum by ``dp_size / global_count``; summed over micro-batches and averaged
 over ranks this is exactly the global mean, and the SFT:RL ratio is the configured coefficient
-whatever the packing, micro-batch size or DP size (the original code's ratio depended on them).
+whatever the packing, micro-batch size or DP size. That is ``loss_normalization=global``.
+
+``loss_normalization=original`` instead reproduces the original HPT/LUFFY code's per-micro-batch sums
+(hpt_spec §2.2-2.3), packing dependence included: on-policy and off-policy tokens share one
+normaliser per micro-batch (``sum / L`` with L the response budget, no division by rows, or the
+micro-batch's token mean), the SFT term is the micro-batch's token mean, and the micro-batch losses
+are summed (verl's FSDP engine back-propagates each micro-batch loss as is and averages over ranks,
+as the original did).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
+NORMALIZATIONS = ("global", "original")
 COUNT_NAMES = ("on_tokens", "sft_tokens", "off_tokens", "on_rows", "sft_rows", "off_rows")
 
 
@@ -97,3 +105,12 @@ class HybridLossParts:
     @property
     def total(self) -> torch.Tensor:
         return self.rl + self.sft_coef * self.sft + self.off_coef * self.off
+
+
+def check_normalization(name: str) -> str:
+    """``name`` if it is a known ``loss_normalization``, else an error listing the valid ones."""
+    if name not in NORMALIZATIONS:
+        raise ValueError(
+            f"unknown actor_rollout_ref.actor.loss_normalization={name!r}; valid: {', '.join(NORMALIZATIONS)}"
+        )
+    return name

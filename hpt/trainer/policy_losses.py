@@ -2,7 +2,9 @@
 
 ``unclipped``: the plain importance-ratio surrogate ``-A * pi/pi_old`` with no trust-region clip, the
 on-policy loss of the original HPT and LUFFY runs (``loss_remove_clip=True``). Together with
-``loss_agg_mode=seq-mean-token-sum-norm`` it reproduces their RL term.
+``loss_agg_mode=seq-mean-token-sum-norm``, ``loss_scale_factor=<max_response_length>`` and
+``loss_normalization=original`` it reproduces their RL term (sum / L per micro-batch, not divided by
+rows; ``global`` divides by the global row count as well).
 """
 
 import verl  # noqa: F401  (first: lets verl load hpt's plugin before the imports below)

@@ -17,6 +17,7 @@ happen, and schedules reach the end of their horizon.
 """
 
 import verl  # noqa: F401  (first: lets verl load hpt's plugin before the imports below)
+import dataclasses
 import logging
 import math
 from collections import Counter
@@ -56,8 +57,8 @@ class HPTRayTrainer(RayPPOTrainer):
         super().__init__(*args, **kwargs)
         self._history = history
         self.hpt = HPTSettings.from_trainer_config(self.config.trainer)
-        self._gates = {name: build_gate(name) for name in (self.hpt.unify_strategy, self.hpt.gate_name_at_step(1))}
         self._sft_stream = sft_stream
+        self._gates = {name: build_gate(name) for name in (self._route_gate_name(1), self._route_gate_name(10**9))}
         self._warned_truncation = False
         if history is not None and history.config.enabled:
             self._let_shrinking_epochs_reach_the_last_step()
@@ -135,8 +136,16 @@ class HPTRayTrainer(RayPPOTrainer):
             )
         logger.info("restored hpt run state of step %d from %s", self.global_steps, directory)
 
+    def _route_gate_name(self, step: int) -> str:
+        """The gate routing ``step``'s groups; CHORD with a separate SFT stream takes its experts from the
+        stream, so the prompts' groups train on their rollouts only."""
+        name = self.hpt.gate_name_at_step(step)
+        return "no" if name == "chord" and self._sft_stream is not None else name
+
     def _update_actor(self, batch: DataProto) -> DataProto:
-        batch.meta_info.update(hpt_global_step=self.global_steps, hpt_total_steps=self.total_training_steps)
+        method = self.hpt.gate_name_at_step(self.global_steps)
+        batch.meta_info.update(hpt_global_step=self.global_steps, hpt_total_steps=self.total_training_steps,
+                               hpt_method=method, hpt_phi=method == "chord" and self.hpt.chord.enable_phi_function)
         output = super()._update_actor(batch)
         output.meta_info["metrics"] = {
             _logged_name(key): value for key, value in output.meta_info["metrics"].items()
@@ -162,6 +171,10 @@ class HPTRayTrainer(RayPPOTrainer):
         warming_up = self.hpt.in_sft_warmup(self.global_steps)
         # The SFT warm-up is plain SFT: lambda shapes the demonstration terms of the strategy after it.
         scale = 1.0 if warming_up else self.hpt.schedule(self._progress(), pass_rate)
+        chord = self.hpt.gate_name_at_step(self.global_steps) == "chord"
+        mu = self.hpt.chord.mu(self.global_steps - 1) if chord else None
+        if mu is not None:  # CHORD: (1 - mu) * GRPO + mu * SFT
+            scale *= mu
         budget = batch.batch["responses"].shape[-1]
         stream, stream_truncated = (None, 0)
         if self._sft_stream is not None:
@@ -169,15 +182,19 @@ class HPTRayTrainer(RayPPOTrainer):
         plan = plan_rebuild(
             groups,
             [t is not None for t in targets],
-            self._gates[self.hpt.gate_name_at_step(self.global_steps)],
+            self._gates[self._route_gate_name(self.global_steps)],
             self.hpt.gate,
             self._row_multiple(),
             stream_rows=0 if stream is None else len(stream),
         )
+        if mu is not None:
+            plan = dataclasses.replace(plan, keep_weights=tuple(w * (1.0 - mu) for w in plan.keep_weights))
         target_of_row = {g.rows[0]: target for g, target in zip(groups, targets, strict=True)}
         demos = [tokenize_demonstration(self.tokenizer, target_of_row[d.source_row], budget) for d in plan.demos]
         options = DemoOptions(self.tokenizer.pad_token_id, scale=scale, reward=self.hpt.demo_reward)
         rebuilt = apply_plan(batch, plan, demos, options, stream)
+        # per-row success (SRFT's rollout weights); demonstration rows carry demo_reward when scored
+        rebuilt.batch["hpt_success"] = (rebuilt.batch["rm_scores"].sum(-1) > self.hpt.success_threshold).float()
         if self._history is not None and self._history.config.enabled and not warming_up:
             # the warm-up trains every prompt on its demonstration: recording that would let
             # remove_sfted_data drop every warm-up prompt from the strategy's later epochs
@@ -188,6 +205,9 @@ class HPTRayTrainer(RayPPOTrainer):
         truncated = sum(d.truncated for d in demos) + stream_truncated
         self._warn_truncation(truncated, budget)
         metrics.update(_gate_metrics(plan, groups, rebuilt, scale, pass_rate))
+        metrics.update(_demo_metrics(plan, scale, len(groups)))
+        if mu is not None:
+            metrics[M.CHORD_MU] = mu
         metrics.update(
             {
                 M.BATCH_DEMO_TRUNCATED: truncated,
@@ -236,6 +256,20 @@ def _logged_name(key: str) -> str:
     if name.startswith(M.CUSTOM_PREFIX):
         return name.removeprefix(M.CUSTOM_PREFIX)
     return name if name.startswith("hpt/") else key
+
+
+def _demo_metrics(plan: RebuildPlan, scale: float, num_groups: int) -> dict:
+    """Share of prompt groups whose own demonstration is trained this step (by any term, SFT, off-policy).
+
+    From the weights actually stamped (route weight x lambda, x mu for CHORD), so it is true for every
+    strategy: 1.0 for mix/chord/srft/luffy, the SFT groups' share for switch, 0 for GRPO or lambda = 0.
+    """
+    sft = sum(d.sft_weight * scale > 0 for d in plan.demos)
+    off = sum(d.off_weight * scale > 0 for d in plan.demos)
+    trained = sum((d.sft_weight + d.off_weight) * scale > 0 for d in plan.demos)
+    share = 1.0 / num_groups if num_groups else 0.0
+    return {M.DEMO_PROMPT_FRAC: trained * share, M.DEMO_SFT_PROMPT_FRAC: sft * share,
+            M.DEMO_OFF_PROMPT_FRAC: off * share}
 
 
 def _gate_metrics(plan: RebuildPlan, groups, rebuilt: DataProto, scale: float, pass_rate: float) -> dict:

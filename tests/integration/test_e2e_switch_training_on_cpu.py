@@ -92,3 +92,33 @@ def test_luffy_with_sft_stream_trains_mixed_groups_and_stream_rows(warm_tiny_dir
         assert s[M.LOSS_SFT] > 0  # the stream's NLL
         assert s[M.LOSS_OFF] != 0  # the shaped loss on in-group demonstrations
         assert s[M.HISTORY_EXCLUDED] >= 0  # the prompt history is recording
+
+
+@pytest.mark.slow
+def test_srft_under_the_original_normalization_trains_rollouts_sft_and_off_policy_terms(warm_tiny_dir, tmp_path):
+    run = _train(
+        warm_tiny_dir, tmp_path, 2, "trainer.unify_strategy=srft", "trainer.test_freq=-1", "trainer.save_freq=-1",
+        "actor_rollout_ref.actor.calculate_entropy=true", "actor_rollout_ref.actor.loss_normalization=original",
+    )
+    for s in _steps(run):
+        assert s[M.DEMO_PROMPT_FRAC] == 1.0 and s[M.DEMO_SFT_PROMPT_FRAC] == 1.0 and s[M.DEMO_OFF_PROMPT_FRAC] == 1.0
+        assert torch.isfinite(torch.tensor([s[M.LOSS_SFT], s[M.LOSS_RL], s[M.LOSS_OFF]])).all()
+        assert s[M.LOSS_SFT] > 0 and s[M.LOSS_RL] != 0
+
+
+@pytest.mark.slow
+def test_chord_phi_takes_its_experts_from_the_sft_stream_with_the_mu_schedule(warm_tiny_dir, tmp_path):
+    stream = warm_tiny_dir / "sft_stream" / "sft_stream.parquet"
+    run = _train(
+        warm_tiny_dir, tmp_path, 2, "trainer.unify_strategy=chord", "trainer.test_freq=-1", "trainer.save_freq=-1",
+        f"data.sft_stream.train_files=[{stream}]", "data.sft_stream.batch_size=8",
+        "trainer.chord.mu_warmup_steps=1", "trainer.chord.mu_decay_steps=1", "trainer.chord.mu_peak=0.8",
+        "trainer.chord.mu_valley=0.1", "trainer.chord.enable_phi_function=true",
+    )
+    steps = _steps(run)
+    assert [s[M.CHORD_MU] for s in steps] == [0.0, pytest.approx(0.8)]  # step 1 = warm-up start, step 2 = peak
+    assert steps[1][M.LOSS_SFT] > 0  # the stream's phi-weighted NLL once mu > 0
+    # experts from the stream only, and none while mu = 0 (rows of weight 0 are not added)
+    assert [s[M.BATCH_SFT_STREAM_ROWS] for s in steps] == [0, 8]
+    for s in steps:
+        assert s[M.BATCH_DEMO_ROWS] == 0 and s[M.DEMO_PROMPT_FRAC] == 0.0  # no prompt trains its own demonstration

@@ -196,6 +196,18 @@ def test_mix_gate_trains_rollouts_and_demo_sft_outside_the_group():
         assert route.demo_in_group is False
 
 
+def test_chord_gate_trains_rollouts_and_the_experts_demo_outside_the_group():
+    for k in range(5):  # the (1 - mu) / mu weights come from the trainer's schedule, not the gate
+        route = _route("chord", k, 4)
+        assert (route.rollout_weight, route.sft_weight, route.off_weight, route.demo_in_group) == (1, 1, 0, False)
+
+
+def test_srft_gate_trains_the_demo_with_sft_and_off_policy_rl_inside_the_group():
+    for k in range(5):
+        route = _route("srft", k, 4)
+        assert (route.rollout_weight, route.sft_weight, route.off_weight, route.demo_in_group) == (1, 1, 1, True)
+
+
 # ---------------------------------------------------------------- registry
 
 
@@ -208,7 +220,7 @@ def scratch_gate_names():
 
 
 def test_builtin_gates_are_registered():
-    assert {"switch", "soft", "no", "sft", "luffy", "mix"} <= set(GATES)
+    assert {"switch", "soft", "no", "sft", "luffy", "mix", "chord", "srft"} <= set(GATES)
 
 
 def test_unknown_strategy_error_lists_valid_names():

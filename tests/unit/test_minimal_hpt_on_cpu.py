@@ -79,7 +79,9 @@ def test_switch_gate_splits_prompts_between_sft_and_rl(assets: Path) -> None:
 
 
 def test_switch_gate_off_band_trains_demonstrations_with_off_policy_loss(assets: Path) -> None:
-    history, changed = train_case(assets, gate="switch", switch_gate=-1, switch_gate_off=4, off_loss="importance")
+    history, changed = train_case(
+        assets, gate="switch", switch_gate=-1, switch_gate_off=4, off_loss="clipped_old_ratio"
+    )
     assert changed
     assert all(m["hpt/gate/off_frac"] == 1 and m["hpt/loss/rl"] == 0 and m["hpt/loss/off"] != 0 for m in history)
 
@@ -107,8 +109,8 @@ def test_no_gate_trains_rollouts_only(assets: Path) -> None:
     assert all(m["hpt/gate/rl_frac"] == 1 and m["hpt/loss/sft"] == 0 and m["hpt/loss/off"] == 0 for m in history)
 
 
-def test_chord_offline_loss_trains(assets: Path) -> None:
-    history, changed = train_case(assets, gate="sft", offline_loss="chord")
+def test_phi_nll_offline_loss_trains(assets: Path) -> None:
+    history, changed = train_case(assets, gate="sft", offline_loss="phi_nll")
     assert changed
     assert all(m["hpt/loss/sft"] > 0 for m in history)
 
@@ -143,3 +145,10 @@ def test_cli_writes_metrics_and_never_imports_verl(assets: Path, tmp_path: Path)
 
 def test_example_stays_under_300_lines() -> None:
     assert len(EXAMPLE.read_text().splitlines()) < 300
+
+
+@pytest.mark.parametrize("gate", ["chord", "srft"])
+def test_minimal_loop_refuses_methods_whose_weights_live_in_the_trainer(gate, capsys):
+    with pytest.raises(SystemExit):
+        minimal_hpt.parse_args(["--model", "m", "--data", "d", "--gate", gate])
+    assert "trainer.unify_strategy=" + gate in capsys.readouterr().err

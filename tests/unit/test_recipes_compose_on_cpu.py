@@ -227,6 +227,7 @@ def test_seed003_recipe_composes_qwen3_nonthinking_deepmath_on_4_gpus(method, ru
         "actor_rollout_ref.actor.strategy": "fsdp2",
         "actor_rollout_ref.actor.use_dynamic_bsz": True,
         "actor_rollout_ref.model.enable_gradient_checkpointing": True,
+        "actor_rollout_ref.actor.loss_normalization": "global",  # seed 003: SFT:RL exactly the coefficient
         "trainer.experiment_name": f"qwen3-1.7b-deepmath-{method}",
         **SEED003_METHODS[method],
     }, data_dir))
@@ -319,15 +320,20 @@ def test_header_prepare_commands_are_what_prepare_1_runs_and_the_preparer_accept
 
 # ---------------------------------------------------------------- the HPT paper set-up
 
+ORIGINAL = {"actor_rollout_ref.actor.loss_normalization": "original"}  # the papers' loss balance
 PAPER_METHODS = {
     "hpt": {"trainer.unify_strategy": "switch", "trainer.switch_gate": 0, "actor_rollout_ref.rollout.n": 8,
-            "actor_rollout_ref.actor.optim.lr": 5e-6},
+            "actor_rollout_ref.actor.optim.lr": 5e-6, **ORIGINAL},
     "grpo": {"trainer.unify_strategy": "no", "actor_rollout_ref.rollout.n": 8,
-             "actor_rollout_ref.actor.optim.lr": 1e-6},
+             "actor_rollout_ref.actor.optim.lr": 1e-6, **ORIGINAL},
     "sft": {"trainer.unify_strategy": "sft", "actor_rollout_ref.rollout.n": 1,
-            "actor_rollout_ref.actor.optim.lr": 5e-6},
+            "actor_rollout_ref.actor.optim.lr": 5e-6, "actor_rollout_ref.actor.loss_normalization": "global"},
     "luffy": {"trainer.unify_strategy": "luffy", "actor_rollout_ref.rollout.n": 7,
-              "actor_rollout_ref.actor.off_policy_loss_type": "shaped", "actor_rollout_ref.actor.optim.lr": 1e-6},
+              "actor_rollout_ref.actor.off_policy_loss_type": "shaped", "actor_rollout_ref.actor.optim.lr": 1e-6,
+              **ORIGINAL},
+    "srft": {"trainer.unify_strategy": "srft", "actor_rollout_ref.rollout.n": 7,
+             "actor_rollout_ref.actor.calculate_entropy": True, "actor_rollout_ref.actor.optim.lr": 1e-6,
+             **ORIGINAL},
 }
 
 

@@ -51,23 +51,52 @@ def test_both_configs_accept_the_documented_overrides():
     [
         ("trainer.unify_strategy=nope", "luffy"),  # lists the registered gates
         ("trainer.lambda_schedule.name=nope", "warmup_cosine"),
-        ("actor_rollout_ref.actor.offline_loss_type=nope", "chord"),
-        ("actor_rollout_ref.actor.off_policy_loss_type=nope", "importance"),
+        ("actor_rollout_ref.actor.offline_loss_type=nope", "phi_nll"),
+        ("actor_rollout_ref.actor.off_policy_loss_type=nope", "clipped_old_ratio"),
         ("actor_rollout_ref.actor.off_policy_reshape=p_div_q", "p_div_p_"),
         ("actor_rollout_ref.actor.sft_loss_coef=-1", "sft_loss_coef"),
         ("trainer.switch_gate_off=-1", "switch_gate_off"),
         ("trainer.sft_warmup_steps=-1", "sft_warmup_steps"),
         # 4 prompts x n=2 = 8 rows per mini-batch: the overlay's 16-row micro-batches cannot split it
         ("actor_rollout_ref.rollout.n=2", "ppo_micro_batch_size_per_gpu=16 does not divide the 8 rows"),
-        ("trainer.soft_table=[[1,0,0]]", "5 rows"),  # the CPU overlay samples n=4
+        ("trainer.soft_table=[[1,0,0]]", "ignores trainer.soft_type / soft_table"),  # strategy is switch
         ("trainer.lambda_schedule.warmup=1.5", "warmup"),
         ("actor_rollout_ref.actor.policy_loss.loss_mode=custom", "custom_loss_path"),
-        ("actor_rollout_ref.actor.offline_loss_type=srft", "calculate_entropy"),
+        ("actor_rollout_ref.actor.offline_loss_type=entropy_weighted_nll", "calculate_entropy"),
+        ("actor_rollout_ref.actor.offline_loss_type=srft", "renamed 'entropy_weighted_nll'"),
+        ("actor_rollout_ref.actor.offline_loss_type=shaped", "advantage 0, so it would train nothing"),
+        ("actor_rollout_ref.actor.loss_normalization=per_token", "valid: global, original"),
+        ("trainer.chord.mu_peak=1.5", "mu_peak must be in"),
+        ("trainer.chord.mu_peak=0.9", "ignores trainer.chord"),
+        ("trainer.unify_strategy=srft", "calculate_entropy=true"),
     ],
 )
 def test_bad_hybrid_settings_fail_before_any_compute(override, expected):
     with pytest.raises(ConfigError, match=expected):
         run(_config(CPU_OVERLAY, override))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (("trainer.unify_strategy=soft", "trainer.soft_table=[[1,0,0]]"), "5 rows"),  # the CPU overlay samples n=4
+        (("trainer.unify_strategy=no", "trainer.switch_gate_off=2"), "ignores trainer.switch_gate_off"),
+        (("trainer.unify_strategy=chord", "actor_rollout_ref.actor.offline_loss_type=phi_nll"),
+         "enable_phi_function=true"),
+        (("trainer.unify_strategy=srft", "actor_rollout_ref.actor.calculate_entropy=true",
+          "actor_rollout_ref.actor.policy_loss.loss_mode=custom",
+          "actor_rollout_ref.actor.custom_loss_path=examples/custom_losses/static_weighting.py"),
+         "custom would be ignored"),
+        (("actor_rollout_ref.actor.loss_normalization=original", "actor_rollout_ref.actor.loss_agg_mode=token-sum"),
+         "loss_agg_mode must be one of"),
+        (("actor_rollout_ref.actor.loss_normalization=original",
+          "actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-sum-norm"),
+         "set actor_rollout_ref.actor.loss_scale_factor"),
+    ],
+)
+def test_settings_that_train_nothing_or_ignore_a_key_fail_with_the_fix(overrides, expected):
+    with pytest.raises(ConfigError, match=expected):
+        run(_config(CPU_OVERLAY, *overrides))
 
 
 def test_micro_batches_must_divide_the_rows_they_split():
@@ -118,3 +147,17 @@ def test_platform_chosen_by_the_user_is_kept(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     select_platform_before_hydra()
     assert os.environ["VERL_PLATFORM"] == "cuda"
+
+
+@pytest.mark.parametrize("strategy", ["chord", "srft"])
+def test_chord_and_srft_without_demonstrations_name_the_missing_data_key(tmp_path, strategy):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "no_demos.parquet"
+    pq.write_table(pa.table({"data_source": ["hpt/arithmetic"], "extra_info": [{"index": 0}]}), path)
+    overrides = [f"trainer.unify_strategy={strategy}", f"data.train_files={path}"]
+    if strategy == "srft":
+        overrides.append("actor_rollout_ref.actor.calculate_entropy=true")
+    with pytest.raises(ConfigError, match=r"has no extra_info\.target column"):
+        run(_config(CPU_OVERLAY, *overrides))

@@ -1,7 +1,7 @@
 """Gates decide per prompt group what it teaches; ``GATES`` is the registry (``trainer.unify_strategy``).
 
 Importing this package registers the built-in gates: ``switch``, ``soft``, ``no``, ``sft``, ``luffy``,
-``mix``.
+``mix``, ``chord``, ``srft``.
 """
 
 from hpt.core.gates import baselines, soft, switch

@@ -1,11 +1,12 @@
-"""The ungated members of the family, as gates: pure GRPO, pure SFT, LUFFY's mixed groups and
-schedule-based mixing."""
+"""The ungated members of the family, as gates: pure GRPO, pure SFT, LUFFY's mixed groups,
+GRPO + lambda * SFT (``mix``), CHORD and SRFT."""
 
 from hpt.core.gates.base import RL_ROUTE, GateConfig, GroupOutcome, Mode, Route, register_gate
 from hpt.core.gates.switch import SFT_ROUTE
 
 LUFFY_ROUTE = Route(Mode.MIX, rollout_weight=1.0, off_weight=1.0, demo_in_group=True)
 MIX_ROUTE = Route(Mode.MIX, rollout_weight=1.0, sft_weight=1.0)
+SRFT_ROUTE = Route(Mode.MIX, rollout_weight=1.0, sft_weight=1.0, off_weight=1.0, demo_in_group=True)
 
 
 @register_gate("no")
@@ -29,7 +30,21 @@ def luffy_gate(outcome: GroupOutcome, config: GateConfig) -> Route:
 
 @register_gate("mix")
 def mix_gate(outcome: GroupOutcome, config: GateConfig) -> Route:
-    """Schedule-based mixing (CHORD/SRFT style): every group trains its rollouts with GRPO *and* its
+    """GRPO + lambda * SFT (PPO-ptx style): every group trains its rollouts with GRPO *and* its
     demonstration with SFT; the demonstration is not in the group, so the advantages are the rollouts'
-    own. The balance over training comes from ``trainer.lambda_schedule``, which scales the SFT term."""
+    own. ``trainer.lambda_schedule`` scales the SFT term; the GRPO term keeps weight 1."""
     return MIX_ROUTE
+
+
+@register_gate("chord")
+def chord_gate(outcome: GroupOutcome, config: GateConfig) -> Route:
+    """CHORD: the rows of ``mix``; the trainer weighs them ``(1 - mu)`` (rollouts) and ``mu`` (experts)
+    from ``trainer.chord`` (``hpt.core.methods.ChordSchedule``)."""
+    return MIX_ROUTE
+
+
+@register_gate("srft")
+def srft_gate(outcome: GroupOutcome, config: GateConfig) -> Route:
+    """SRFT: rollouts and the demonstration in one group; the demonstration trains with both the SFT
+    and the off-policy RL term, and the loss applies SRFT's entropy weights (``hpt.core.methods``)."""
+    return SRFT_ROUTE
