@@ -253,7 +253,7 @@ def test_importance_weighted_sft_uses_the_global_token_count(actor_config):
 
 def test_importance_weighted_sft_refuses_other_sft_settings():
     module = _load_example("importance_weighted_sft")
-    config = _actor_config("actor_rollout_ref.actor.offline_loss_type=chord")
+    config = _actor_config("actor_rollout_ref.actor.offline_loss_type=phi_nll")
     with pytest.raises(ValueError, match="offline_loss_type=nll"):
         module.compute_custom_policy_loss(**_inputs(config))
 
