@@ -13,10 +13,14 @@
 #
 # Every step's metrics go to $VERL_FILE_LOGGER_PATH (default outputs/debug/metrics.jsonl, verl's file
 # logger); at the end the script prints the `hpt report` command that turns them into curves.
+# Killed runs resume: run the script again with the same arguments (trainer.resume_mode=auto finds the
+# last checkpoint; save one with e.g. trainer.save_freq=10); the metrics of the resumed run are then
+# appended to the file (a step logged twice counts once in `hpt report`: the later line wins).
 #
 # Extra arguments are Hydra overrides, e.g. `bash exp_scripts/debug.sh trainer.total_training_steps=20`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. exp_scripts/lib/recipe_utils.sh
 export HYDRA_FULL_ERROR=1 RAY_DEDUP_LOGS=0
 export VERL_FILE_LOGGER_PATH="${VERL_FILE_LOGGER_PATH:-$PWD/outputs/debug/metrics.jsonl}"
 mkdir -p "$(dirname "$VERL_FILE_LOGGER_PATH")"  # verl's file logger does not create it
@@ -32,12 +36,13 @@ if [ -z "${MODEL_PATH:-}" ]; then
   WARM_START_STEPS="${WARM_START_STEPS:-200}"
   python -m hpt.data.build_tiny --out "$TINY_DIR" --warm-start-steps "$WARM_START_STEPS"
   if [ "$WARM_START_STEPS" = 0 ]; then START_MODEL="$TINY_DIR/model"; else START_MODEL="$TINY_DIR/model_warm"; fi
+  CKPT_DIR="$PWD/checkpoints/hpt-switch-cpu"
   trap report_hint EXIT
-  python -m hpt.main --config-name hpt_trainer_cpu \
+  hpt_train_appending_metrics "$CKPT_DIR" --config-name hpt_trainer_cpu \
     actor_rollout_ref.model.path="$START_MODEL" \
     data.train_files="$TINY_DIR/data/train.parquet" \
     data.val_files="$TINY_DIR/data/test.parquet" \
-    trainer.default_local_dir="$PWD/checkpoints/hpt-switch-cpu" \
+    trainer.default_local_dir="$CKPT_DIR" \
     'trainer.logger=[console,file]' \
     "$@"
   exit 0
@@ -46,8 +51,9 @@ fi
 : "${TRAIN_FILES:?set TRAIN_FILES to a verl parquet with extra_info.target demonstrations}"
 : "${VAL_FILES:?set VAL_FILES to a verl parquet for validation}"
 N_GPUS="${N_GPUS:-4}"
+CKPT_DIR="$PWD/checkpoints/hpt-switch"
 trap report_hint EXIT
-python -m hpt.main \
+hpt_train_appending_metrics "$CKPT_DIR" \
   actor_rollout_ref.model.path="$MODEL_PATH" \
   data.train_files="$TRAIN_FILES" \
   data.val_files="$VAL_FILES" \
@@ -73,5 +79,6 @@ python -m hpt.main \
   trainer.test_freq=10 \
   trainer.save_freq=50 \
   trainer.total_epochs=1 \
+  trainer.default_local_dir="$CKPT_DIR" \
   'trainer.logger=[console,file]' \
   "$@"

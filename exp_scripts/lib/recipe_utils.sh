@@ -76,3 +76,34 @@ hpt_wandb_offline_without_login() {
       "(upload later: wandb sync ${WANDB_DIR:-.}/wandb/offline-run-*)" >&2
   fi
 }
+
+# hpt_train_appending_metrics CKPT_DIR ARG...: run `python -m hpt.main ARG...` with its metrics in
+# $VERL_FILE_LOGGER_PATH, appended when the run resumes from a checkpoint (a tracker in CKPT_DIR, or in
+# the trainer.default_local_dir among the ARGs, and no trainer.resume_mode=disable), started afresh
+# otherwise. verl's file logger truncates the file it opens, which would erase a killed run's metrics
+# on resume; so the trainer writes into a named pipe and `cat` appends every line to the file.
+hpt_train_appending_metrics() {
+  local ckpt_dir="$1" resume_mode=auto arg fifo reader status=0
+  shift
+  for arg in "$@"; do
+    case "$arg" in
+      trainer.default_local_dir=*) ckpt_dir="${arg#*=}" ;;
+      trainer.resume_mode=*) resume_mode="${arg#*=}" ;;
+    esac
+  done
+  if [ "$resume_mode" = disable ] || [ ! -s "$ckpt_dir/latest_checkpointed_iteration.txt" ]; then
+    : >"$VERL_FILE_LOGGER_PATH"
+  fi
+  fifo="$(mktemp -u "${TMPDIR:-/tmp}/hpt_metrics.XXXXXX")"
+  mkfifo "$fifo"
+  exec 3<>"$fifo" # a writer held until the trainer is done, so cat sees the end only after it
+  exec 4<"$fifo"  # the read end, open before anything is written (fd 3 keeps this from blocking)
+  cat <&4 3>&- >>"$VERL_FILE_LOGGER_PATH" &
+  reader=$!
+  exec 4<&-
+  VERL_FILE_LOGGER_PATH="$fifo" python -m hpt.main "$@" 3>&- || status=$?
+  exec 3>&-
+  wait "$reader"
+  rm -f "$fifo"
+  return "$status"
+}

@@ -20,13 +20,13 @@ verl modules below look the platform up. Registration with verl happens at the b
 import verl  # noqa: F401  (first, see above)
 
 import asyncio
-import contextlib
 import dataclasses
+import hashlib
 import logging
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import ray
@@ -40,6 +40,9 @@ from transformers import (
     PreTrainedModel,
     StoppingCriteria,
     StoppingCriteriaList,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
 )
 from verl.utils import normalize_token_ids
 from verl.utils.config import omega_conf_to_dataclass
@@ -70,8 +73,9 @@ Item = TypeVar("Item")
 class SamplingKey:
     """The sampling parameters requests must share to run in the same ``generate`` call.
 
-    Greedy requests are normalised (no temperature, top-p, top-k or seed), so they all share one key.
-    ``top_k`` uses the transformers convention: 0 means off.
+    Greedy requests are normalised (no temperature, top-p or top-k), so they all share one key.
+    ``top_k`` uses the transformers convention: 0 means off. Seeds are per request (each row of a
+    batch samples from its own generator), so they do not split batches.
     """
 
     do_sample: bool
@@ -79,18 +83,21 @@ class SamplingKey:
     top_p: float = 1.0
     top_k: int = 0
     repetition_penalty: float = 1.0
-    seed: int | None = None
     stop_token_ids: tuple[int, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
 class GenerationRequest:
-    """One sample's request. ``max_new_tokens`` is per request: a batch runs to its largest and cuts."""
+    """One sample's request. ``max_new_tokens`` is per request: a batch runs to its largest and cuts.
+
+    ``seed`` fixes the request's own sampling stream (None: drawn from torch's global RNG).
+    """
 
     prompt_ids: tuple[int, ...]
     key: SamplingKey
     max_new_tokens: int
     want_log_probs: bool = False
+    seed: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,14 +122,12 @@ def parse_sampling_params(
     stop_token_ids = tuple(int(t) for t in sampling_params.get("stop_token_ids") or ())
     repetition_penalty = float(sampling_params.get("repetition_penalty", 1.0))
     if do_sample:
-        seed = sampling_params.get("seed")
         key = SamplingKey(
             do_sample=True,
             temperature=temperature,
             top_p=float(sampling_params.get("top_p", 1.0)),
             top_k=max(int(sampling_params.get("top_k", -1)), 0),
             repetition_penalty=repetition_penalty,
-            seed=None if seed is None else int(seed),
             stop_token_ids=stop_token_ids,
         )
     else:
@@ -132,6 +137,26 @@ def parse_sampling_params(
     max_tokens = sampling_params.get("max_tokens", sampling_params.get("max_new_tokens"))
     max_new_tokens = max(1, int(default_max_tokens if max_tokens is None else max_tokens))
     return key, max_new_tokens, bool(sampling_params.get("logprobs"))
+
+
+def request_seed(
+    sampling_params: Mapping[str, Any], rollout_seed: int, global_steps: int | None, request_id: str | None
+) -> int | None:
+    """The seed of one sampled request: the request's own ``seed`` if it sets one (vLLM's meaning),
+    else one derived from ``rollout.seed``, the weights' training step and the request id.
+
+    verl's agent loop gives requests stable ids (``det-<sample index>``) when
+    ``rollout.full_determinism`` is on, so a run's rollouts are then the same on every run and after a
+    resume; otherwise ids are random and so are the rollouts. Greedy requests need no seed (None).
+    """
+    if not (bool(sampling_params.get("do_sample", True)) and float(sampling_params.get("temperature", 1.0)) > 0):
+        return None
+    if sampling_params.get("seed") is not None:
+        return int(sampling_params["seed"])
+    if request_id is None:
+        return None
+    digest = hashlib.sha256(f"{rollout_seed}:{global_steps}:{request_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
 def group_by_key(
@@ -270,7 +295,7 @@ class _ChosenTokenLogProbs(LogitsProcessor):
 
     At step t a logits processor sees the scores of step t and, as the last column of ``input_ids``, the
     token chosen at step t-1; so it keeps one step's log-softmax and gathers from it one step later.
-    transformers applies user processors before temperature/top-k/top-p, so the recorded value is
+    It runs before the row sampler's temperature/top-k/top-p, so the recorded value is
     log_softmax(logits / T), what verl's actor recomputes from the rollout (it divides by T, no truncation).
     """
 
@@ -314,15 +339,42 @@ class _StopWhenSet(StoppingCriteria):
         return torch.full((input_ids.shape[0],), self.fired, dtype=torch.bool)
 
 
-@contextlib.contextmanager
-def _seeded(seed: int | None) -> Iterator[None]:
-    """Seed torch's CPU RNG for one ``generate`` without disturbing anyone else's random stream."""
-    if seed is None:
-        yield
-        return
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
+class _RowSeededSampler(LogitsProcessor):
+    """Samples every row's next token from that row's own ``torch.Generator``, then leaves it the only
+    finite score, so ``generate`` runs greedy and picks it.
+
+    A row's tokens then depend on its seed and its own logits only, not on which other requests share
+    its batch (the batch's make-up depends on arrival times). Temperature, top-k and top-p are applied
+    with transformers' own warpers, in the order transformers' sampling applies them.
+    """
+
+    def __init__(self, key: SamplingKey, generators: Sequence[torch.Generator]) -> None:
+        self._warpers: list[LogitsProcessor] = [TemperatureLogitsWarper(key.temperature)]
+        if key.top_k > 0:
+            self._warpers.append(TopKLogitsWarper(key.top_k))
+        if key.top_p < 1.0:
+            self._warpers.append(TopPLogitsWarper(key.top_p))
+        self._generators = list(generators)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        for warper in self._warpers:
+            scores = warper(input_ids, scores)
+        probs = torch.softmax(scores.float(), dim=-1)
+        chosen = torch.cat(
+            [torch.multinomial(probs[row], 1, generator=gen) for row, gen in enumerate(self._generators)]
+        )
+        only_chosen = torch.full_like(scores, float("-inf"))
+        only_chosen.scatter_(1, chosen.unsqueeze(1), 0.0)
+        return only_chosen
+
+
+def _row_generators(requests: Sequence[GenerationRequest]) -> list[torch.Generator]:
+    """One generator per request: its seed, or one drawn from torch's global RNG when it has none."""
+    generators = []
+    for request in requests:
+        seed = request.seed if request.seed is not None else int(torch.randint(0, 2**62, (1,)).item())
+        generators.append(torch.Generator().manual_seed(seed))
+    return generators
 
 
 class HFGenerationEngine:
@@ -365,15 +417,23 @@ class HFGenerationEngine:
         """vLLM server's default: the response length, within the prompt+response budget."""
         return min(self.response_length, self.prompt_length + self.response_length - prompt_length)
 
-    async def generate(self, prompt_ids: Sequence[int], sampling_params: Mapping[str, Any]) -> SequenceResult:
-        """Generate for one prompt; concurrent calls are batched together."""
+    async def generate(
+        self, prompt_ids: Sequence[int], sampling_params: Mapping[str, Any], seed: int | None = None
+    ) -> SequenceResult:
+        """Generate for one prompt; concurrent calls are batched together.
+
+        ``seed`` (see ``request_seed``) defaults to the sampling params' own ``seed``.
+        """
         prompt = tuple(normalize_token_ids(prompt_ids))
         if not prompt:
             raise ValueError("hf rollout: empty prompt")
         key, max_new_tokens, want_log_probs = parse_sampling_params(
             sampling_params, self.default_max_tokens(len(prompt))
         )
-        result = await self._batcher.submit(GenerationRequest(prompt, key, max_new_tokens, want_log_probs))
+        if seed is None and sampling_params.get("seed") is not None:
+            seed = int(sampling_params["seed"])
+        request = GenerationRequest(prompt, key, max_new_tokens, want_log_probs, seed if key.do_sample else None)
+        result = await self._batcher.submit(request)
         return result if want_log_probs else dataclasses.replace(result, log_probs=None)
 
     def abort(self) -> int:
@@ -419,26 +479,24 @@ class HFGenerationEngine:
         recorder = None
         if any(request.want_log_probs for request in requests):
             recorder = _ChosenTokenLogProbs(key.temperature if key.do_sample else 1.0)
-        sampling = (
-            {"do_sample": True, "temperature": key.temperature, "top_p": key.top_p, "top_k": key.top_k}
-            if key.do_sample
-            else {"do_sample": False}
-        )
+        processors: list[LogitsProcessor] = [recorder] if recorder is not None else []
+        if key.do_sample:  # sampled row by row (see _RowSeededSampler); generate itself runs greedy
+            processors.append(_RowSeededSampler(key, _row_generators(requests)))
         config = GenerationConfig(
             max_new_tokens=max(limits),
             eos_token_id=list(stop_token_ids),
             pad_token_id=self.pad_token_id,
             repetition_penalty=key.repetition_penalty,
-            **sampling,
+            do_sample=False,
         )
         stop_on_abort = _StopWhenSet(self._abort)
         start = time.perf_counter()
-        with torch.inference_mode(), _seeded(key.seed):
+        with torch.inference_mode():
             sequences = self.model.generate(
                 input_ids=input_ids,
                 attention_mask=attention_mask,
                 generation_config=config,
-                logits_processor=LogitsProcessorList([recorder] if recorder is not None else []),
+                logits_processor=LogitsProcessorList(processors),
                 stopping_criteria=StoppingCriteriaList([stop_on_abort]),
             )
         new_tokens = sequences[:, input_ids.shape[1] :]
@@ -491,6 +549,8 @@ class HFRolloutServer:
 
     There is no KV cache or device memory to manage between calls, so sleep/wake-up and cache calls are
     no-ops. ``abort_all_requests`` stops generation until ``resume_generation`` (partial rollouts).
+    Sampled requests are seeded from ``rollout.seed``, the weights' step and the request id
+    (``request_seed``): with ``rollout.full_determinism=true`` the same seed gives the same rollouts.
     Tuning lives in ``rollout.engine_kwargs.hf``: ``num_threads`` (torch threads, default all CPUs),
     ``batch_quiet_s`` and ``batch_max_wait_s`` (see ``RequestBatcher``).
     """
@@ -556,7 +616,8 @@ class HFRolloutServer:
             if self._reject_while_paused:
                 return self._output(SequenceResult(token_ids=[], log_probs=None, stop_reason="aborted"))
             await self._admitting.wait()
-        return self._output(await self.engine.generate(prompt_ids, sampling_params))
+        seed = request_seed(sampling_params, self.config.seed, self.global_steps, request_id)
+        return self._output(await self.engine.generate(prompt_ids, sampling_params, seed))
 
     def _output(self, result: SequenceResult) -> TokenOutput:
         return TokenOutput(

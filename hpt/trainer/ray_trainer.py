@@ -5,7 +5,15 @@ It extends verl at seams and never copies ``fit``:
   log-probs and advantages: exactly where HPT gates each prompt group and rebuilds the batch;
 - ``init_workers`` installs the hybrid loss with ``set_loss_fn`` (``init_model`` would overwrite
   anything installed earlier);
-- ``_update_actor`` passes the step to the loss and un-prefixes hpt's and custom losses' metrics.
+- ``_update_actor`` passes the step to the loss and un-prefixes hpt's and custom losses' metrics;
+- ``_save_checkpoint`` writes hpt's run state (``hpt.trainer.run_state``) into the step's directory
+  before verl writes its part and the tracker; ``_load_checkpoint`` checks it before verl loads and
+  restores it after.
+
+With a prompt-history option on, epochs shrink as prompts are skipped; verl sizes the run from the
+full data (``total_epochs`` x batches per full epoch), so the trainer lets verl's epoch loop run as
+many (shorter) epochs as it takes to reach that step: the last step, its validation and checkpoint
+happen, and schedules reach the end of their horizon.
 """
 
 import verl  # noqa: F401  (first: lets verl load hpt's plugin before the imports below)
@@ -14,6 +22,8 @@ import math
 from functools import partial
 
 import numpy as np
+import torch
+from omegaconf import open_dict
 from verl import DataProto
 from verl.trainer.ppo.ray_trainer import RayPPOTrainer
 from verl.utils.config import omega_conf_to_dataclass
@@ -25,6 +35,7 @@ from hpt.core.history import PromptHistory
 from hpt.core.groups import count_successes
 from hpt.core.plan import RebuildPlan, plan_rebuild
 from hpt.trainer.actor_loss import hpt_actor_loss
+from hpt.trainer import run_state
 from hpt.trainer.batch import (
     DemoOptions,
     apply_plan,
@@ -46,6 +57,25 @@ class HPTRayTrainer(RayPPOTrainer):
         self._gates = {name: build_gate(name) for name in (self.hpt.unify_strategy, self.hpt.gate_name_at_step(1))}
         self._sft_stream = sft_stream
         self._warned_truncation = False
+        if history is not None and history.config.enabled:
+            self._let_shrinking_epochs_reach_the_last_step()
+
+    def _let_shrinking_epochs_reach_the_last_step(self) -> None:
+        """verl loops ``total_epochs`` times; skipped prompts shorten epochs, so allow enough of them.
+
+        Every epoch has at least one batch (the sampler samples every prompt rather than none) and
+        a resume may start one loop pass late, so one pass per step plus one always suffices; the
+        run still ends at ``total_training_steps`` (verl's ``is_last_step``).
+        """
+        passes = self.total_training_steps + 1
+        if self.config.trainer.total_epochs < passes:
+            logger.info(
+                "prompt history: epochs shrink as prompts are skipped; the run lasts total_training_steps=%d "
+                "steps (trainer.total_epochs=%d full epochs), so verl's epoch loop may run up to %d passes",
+                self.total_training_steps, self.config.trainer.total_epochs, passes,
+            )
+            with open_dict(self.config):
+                self.config.trainer.total_epochs = passes
 
     def init_workers(self):
         super().init_workers()
@@ -56,6 +86,52 @@ class HPTRayTrainer(RayPPOTrainer):
         rebuilt = self._rebuild(batch, metrics)
         batch.batch, batch.non_tensor_batch = rebuilt.batch, rebuilt.non_tensor_batch
         return super()._balance_batch(batch, metrics, logging_prefix=logging_prefix, keep_minibatch=keep_minibatch)
+
+    def _save_checkpoint(self):
+        directory = run_state.step_dir(self.config.trainer, self.global_steps)
+        run_state.save_run_state(directory, self._run_state())
+        run_state.pause_if_requested(directory, self.global_steps)
+        super()._save_checkpoint()  # the model, data.pt, then the tracker that names this step
+
+    def _load_checkpoint(self):
+        directory = run_state.checkpoint_to_resume(self.config.trainer)
+        state = None if directory is None else run_state.load_run_state(directory, self._fingerprint())
+        result = super()._load_checkpoint()
+        if state is not None:
+            self._restore(state, directory)
+        return result
+
+    def _fingerprint(self) -> dict:
+        return run_state.fingerprint(self.config, len(self.train_dataset))
+
+    def _run_state(self) -> dict:
+        return {
+            "global_step": self.global_steps,
+            "fingerprint": self._fingerprint(),
+            "total_training_steps": self.total_training_steps,
+            "history": self._history.state_dict() if self._history is not None else None,
+            "sft_stream": self._sft_stream.state_dict() if self._sft_stream is not None else None,
+        }
+
+    def _restore(self, state: dict, directory) -> None:
+        """hpt's state from ``directory`` (verl has loaded its own and set ``global_steps``)."""
+        if state["global_step"] != self.global_steps:
+            raise run_state.RunStateError(
+                f"{directory} holds hpt state of step {state['global_step']} but verl resumed step {self.global_steps}"
+            )
+        if self._history is not None and state["history"] is not None:
+            self._history.load_state_dict(state["history"])
+        if self._sft_stream is not None and state["sft_stream"] is not None:
+            self._sft_stream.load_state_dict(state["sft_stream"])
+        data = directory / "data.pt"
+        if data.is_file():  # verl skips it when it thinks an epoch ended; hpt's sampler knows
+            self.train_dataloader.load_state_dict(torch.load(data, weights_only=False))
+        if state["total_training_steps"] != self.total_training_steps:
+            logger.warning(
+                "resuming a run of %d steps as one of %d: lambda schedules jump to the new progress",
+                state["total_training_steps"], self.total_training_steps,
+            )
+        logger.info("restored hpt run state of step %d from %s", self.global_steps, directory)
 
     def _update_actor(self, batch: DataProto) -> DataProto:
         batch.meta_info.update(hpt_global_step=self.global_steps, hpt_total_steps=self.total_training_steps)

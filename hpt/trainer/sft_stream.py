@@ -100,7 +100,8 @@ class SFTStream:
     """Draws ``batch_size`` demonstration rows per step, reshuffled every epoch, cycling forever.
 
     Its order comes from its own ``torch.Generator`` seeded by ``seed``: deterministic and
-    independent of the RL dataloader. Rows without ``extra_info.target`` are skipped.
+    independent of the RL dataloader; ``state_dict`` carries it through a checkpoint. Rows without
+    ``extra_info.target`` are skipped.
     """
 
     def __init__(
@@ -138,6 +139,26 @@ class SFTStream:
     def __len__(self) -> int:
         """Usable rows (those with a demonstration)."""
         return len(self._rows)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where the stream is: this epoch's order, the position in it, epochs started, the RNG state."""
+        return {
+            "order": [int(i) for i in self._order],
+            "position": self._position,
+            "epoch": self.epoch,
+            "generator": self._generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a saved position; the saved order must index rows this stream has."""
+        order = np.asarray(state["order"], dtype=np.int64)
+        if not set(order.tolist()) <= set(self._rows.tolist()) or not 0 <= state["position"] <= len(order):
+            raise ValueError(
+                f"the saved {KEY} position does not fit {list(self.config.train_files)} "
+                f"({len(self._rows)} usable rows); the files changed since the checkpoint was written"
+            )
+        self._order, self._position, self.epoch = order, int(state["position"]), int(state["epoch"])
+        self._generator.set_state(state["generator"])
 
     def draw(self, count: int) -> list[int]:
         """Dataset indices of the next ``count`` rows, starting a new (reshuffled) epoch when one runs out."""

@@ -64,12 +64,14 @@ class HPTTaskRunner(BaseTaskRunner):
         trainer.fit()
 
 
-def _train_sampler(config, train_dataset, history: PromptHistory):
-    """verl's sampler, wrapped to skip excluded prompts when a prompt-history option is on."""
+def _train_sampler(config, train_dataset, history: PromptHistory) -> HistoryFilteredSampler:
+    """verl's sampler, wrapped for exact resumption and, with a prompt-history option, to skip prompts."""
     sampler = create_rl_sampler(config.data, train_dataset)
     if not history.config.enabled:
-        return sampler
-    return HistoryFilteredSampler(sampler, prompt_keys(train_dataset.dataframe["extra_info"]), history)
+        return HistoryFilteredSampler(sampler)
+    batch_size = int(config.data.get("gen_batch_size") or config.data.train_batch_size)
+    keys = prompt_keys(train_dataset.dataframe["extra_info"])
+    return HistoryFilteredSampler(sampler, keys, history, batch_size=batch_size)
 
 
 def _sft_stream(config, model_config) -> SFTStream | None:

@@ -324,3 +324,59 @@ def test_left_pad_to_a_fixed_width_refuses_a_longer_prompt() -> None:
     assert input_ids.dtype == torch.int32
     with pytest.raises(ValueError, match="more than the padded width 1"):
         left_pad([[4, 5]], pad_token_id=PAD, width=1)
+
+
+# ------------------------------------------------------------------------------------------------
+# seeded sampling: the same seed gives the same rollouts, whatever the batch
+# ------------------------------------------------------------------------------------------------
+
+SAMPLED = {"temperature": 1.0, "top_p": 1.0, "top_k": -1, "max_tokens": 8}
+
+
+async def generate_seeded(engine: HFGenerationEngine, requests: Sequence[tuple[Sequence[int], int]]) -> list:
+    return list(await asyncio.gather(*(engine.generate(p, SAMPLED, seed) for p, seed in requests)))
+
+
+def test_a_seeded_request_samples_the_same_tokens_alone_or_in_any_batch(model) -> None:
+    requests = [(prompt, 100 + i) for i, prompt in enumerate(PROMPTS)]
+    together = asyncio.run(generate_seeded(make_engine(model), requests))
+    alone = [asyncio.run(generate_seeded(make_engine(model), [request]))[0] for request in requests]
+    reversed_batch = asyncio.run(generate_seeded(make_engine(model), requests[::-1]))[::-1]
+    assert [r.token_ids for r in together] == [r.token_ids for r in alone] == [r.token_ids for r in reversed_batch]
+    assert len({tuple(r.token_ids) for r in together}) > 1
+
+
+def test_identical_prompts_with_different_seeds_sample_different_tokens(model) -> None:
+    results = asyncio.run(generate_seeded(make_engine(model), [(PROMPTS[1], seed) for seed in range(8)]))
+    assert len({tuple(r.token_ids) for r in results}) > 4  # random tiny model: near-uniform over 64 tokens
+
+
+def test_row_sampler_draws_from_the_warped_distribution() -> None:
+    from hpt.cpu.hf_rollout import _RowSeededSampler
+
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+
+    def sample(key: SamplingKey, seed: int) -> torch.Tensor:
+        sampler = _RowSeededSampler(key, [torch.Generator().manual_seed(seed)])
+        return sampler(torch.zeros(1, 1, dtype=torch.long), logits.clone())
+
+    draws = 4000
+    counts = torch.zeros(4)
+    for seed in range(draws):
+        out = sample(SamplingKey(do_sample=True), seed)
+        assert torch.isfinite(out).sum() == 1
+        counts[out.argmax()] += 1
+    torch.testing.assert_close(counts / draws, torch.tensor([0.5, 0.3, 0.15, 0.05]), atol=0.03, rtol=0)
+    assert {int(sample(SamplingKey(do_sample=True, top_k=2), s).argmax()) for s in range(200)} == {0, 1}
+
+
+def test_request_seed_comes_from_rollout_seed_step_and_request_id() -> None:
+    from hpt.cpu.hf_rollout import request_seed
+
+    seed = request_seed(SAMPLED, 42, 3, "det-5")
+    assert seed == request_seed(SAMPLED, 42, 3, "det-5") and 0 <= seed < 2**63
+    others = {request_seed(SAMPLED, *changed) for changed in ((43, 3, "det-5"), (42, 4, "det-5"), (42, 3, "det-6"))}
+    assert seed not in others and len(others) == 3
+    assert request_seed({**SAMPLED, "seed": 7}, 42, 3, "det-5") == 7  # the request's own seed wins (vLLM)
+    assert request_seed(GREEDY, 42, 3, "det-5") is None
+    assert request_seed(SAMPLED, 42, 3, None) is None

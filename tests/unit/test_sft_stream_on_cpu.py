@@ -1,5 +1,6 @@
 """The separate SFT stream: unpaired demonstrations drawn each step, shaped like the rollout batch."""
 
+import io
 import logging
 
 import numpy as np
@@ -138,6 +139,31 @@ def test_order_is_seeded_reshuffled_each_epoch_and_cycles(stream_file, data_conf
     epoch_1, epoch_2 = sum(steps[:5], []), sum(steps[5:], [])
     assert sorted(epoch_1) == sorted(epoch_2) == list(range(STREAM_ROWS)) and epoch_1 != epoch_2
     assert first.epoch == 2
+
+
+def test_a_restored_stream_continues_where_the_saved_one_was(stream_file, data_config, tokenizer):
+    original = _stream([stream_file], data_config, tokenizer, batch_size=8, seed=3)
+    for _ in range(7):  # 56 of 40 rows: into the second epoch
+        original.draw(8)
+    state = torch.load(_saved(original.state_dict()), weights_only=True)
+    restored = _stream([stream_file], data_config, tokenizer, batch_size=8, seed=3)
+    restored.load_state_dict(state)
+    assert [restored.draw(8) for _ in range(8)] == [original.draw(8) for _ in range(8)]  # across a reshuffle
+    assert restored.epoch == original.epoch == 3
+
+
+def test_a_saved_position_that_does_not_fit_the_files_is_refused(stream_file, data_config, tokenizer):
+    stream = _stream([stream_file], data_config, tokenizer)
+    state = {**stream.state_dict(), "order": [0, 1, 999], "position": 1}
+    with pytest.raises(ValueError, match="files changed"):
+        stream.load_state_dict(state)
+
+
+def _saved(state) -> io.BytesIO:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return buffer
 
 
 def test_unshuffled_stream_runs_in_file_order_across_the_epoch_boundary(stream_file, data_config, tokenizer):
