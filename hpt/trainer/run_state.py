@@ -25,7 +25,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from verl.utils.checkpoint.checkpoint_manager import get_checkpoint_tracker_filename
 
-from hpt.report.atomic import write_atomically
+from hpt.atomic import write_atomically
 
 logger = logging.getLogger(__name__)
 
