@@ -137,6 +137,11 @@ class HPTRayTrainer(RayPPOTrainer):
     def _load_checkpoint(self):
         directory = run_state.checkpoint_to_resume(self.config.trainer)
         state = None if directory is None else run_state.load_run_state(directory, self._fingerprint())
+        if state is not None and state.get("selection") is not None and self._selector is None:
+            raise run_state.RunStateError(
+                f"{directory} was written with trainer.rollout_selection.enable=true (its data.pt holds the "
+                "selection's prompt buffer); resume with it on, or start a new run (trainer.resume_mode=disable)"
+            )
         result = super()._load_checkpoint()
         if state is not None:
             self._restore(state, directory)
