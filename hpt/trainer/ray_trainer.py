@@ -36,7 +36,7 @@ from hpt.config.schema import HPTSettings
 from hpt.core.gates import GroupOutcome, Mode, build_gate
 from hpt.core.history import PromptHistory
 from hpt.core.groups import count_successes
-from hpt.core.plan import RebuildPlan, demo_only, plan_rebuild
+from hpt.core.plan import RebuildPlan, plan_rebuild
 from hpt.core.selection import RolloutSelector, mispredicted
 from hpt.trainer.actor_loss import hpt_actor_loss
 from hpt.trainer import run_state
@@ -50,6 +50,7 @@ from hpt.trainer.batch import (
 from hpt.trainer.selection_loader import (
     SelectingLoader,
     StepSelection,
+    check_routable,
     generated_multiple,
     prompt_key,
     selection_config,
@@ -83,15 +84,7 @@ class HPTRayTrainer(RayPPOTrainer):
         config = selection_config(self.config.trainer)
         n = int(self.config.actor_rollout_ref.rollout.n)
         if config.route_fail:
-            for name, gate in self._gates.items():
-                route = gate(GroupOutcome(0, n), self.hpt.gate)
-                if not demo_only(route):
-                    raise ValueError(
-                        f"trainer.rollout_selection.route_fail trains prompts predicted to fail on their demonstration "
-                        f"without rollouts, but the gate {name!r} trains an all-fail group with its rollouts "
-                        f"({route}); set trainer.rollout_selection.route_fail=false (defer solved prompts only) "
-                        "or use a gate that sends all-fail groups to SFT (switch)"
-                    )
+            check_routable(self._gates, self.hpt.gate, n)
         if self._prompt_builder is None:
             raise ValueError("rollout selection needs the agent loop's prompt builder (prompt_builder=...)")
         self._selector = RolloutSelector(config, n)

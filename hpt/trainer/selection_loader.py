@@ -22,7 +22,9 @@ from typing import Any
 from omegaconf import OmegaConf
 from verl import DataProto
 
+from hpt.core.gates import Gate, GateConfig, GroupOutcome
 from hpt.core.pass_memory import MemoryConfig
+from hpt.core.plan import demo_only
 from hpt.core.selection import Decision, RolloutSelector, SelectionConfig
 from hpt.trainer.batch import demonstration_target
 
@@ -148,6 +150,19 @@ def selection_config(trainer_cfg) -> SelectionConfig:
         )
     memory = MemoryConfig(**{key: values.pop(key) for key in MEMORY_KEYS & set(values)})
     return SelectionConfig(memory=memory, **values)
+
+
+def check_routable(gates: dict[str, Gate], gate_config: GateConfig, n: int) -> None:
+    """Routing needs every gate of the run to train an all-fail group on its demonstration only."""
+    for name, gate in gates.items():
+        route = gate(GroupOutcome(0, n), gate_config)
+        if not demo_only(route):
+            raise ValueError(
+                f"trainer.rollout_selection.route_fail trains prompts predicted to fail on their demonstration "
+                f"without rollouts, but the gate {name!r} trains an all-fail group with its rollouts ({route}); "
+                "set trainer.rollout_selection.route_fail=false (defer solved prompts only) or use a gate that "
+                "sends all-fail groups to SFT (switch)"
+            )
 
 
 def generated_multiple(rollout_workers: int, n: int) -> int:

@@ -202,3 +202,27 @@ def test_no_gradient_share_counts_dropped_and_zero_advantage_rollout_tokens():
 
 class _EmptyPlan:
     keep_rows, keep_weights = (), ()
+
+
+def test_start_up_refuses_routing_with_a_gate_that_keeps_all_fail_rollouts_and_unknown_keys():
+    from hpt.main import ConfigError, _check_hpt_keys
+
+    with pytest.raises(ConfigError, match="gate 'luffy' trains an all-fail group with its rollouts.*route_fail=false"):
+        _check_hpt_keys(_config("trainer.rollout_selection.enable=true", "trainer.unify_strategy=luffy"))
+    with pytest.raises(ConfigError, match="unknown key"):
+        _check_hpt_keys(_config("+trainer.rollout_selection.treshold=0.5"))
+
+
+def test_selection_refuses_training_files_without_a_unique_index(tmp_path):
+    import pandas as pd
+
+    from hpt.data.checks import check_training_rows
+
+    path = tmp_path / "train.parquet"
+    pd.DataFrame({"extra_info": [{"index": 0, "target": "a"}, {"index": 0, "target": "b"}]}).to_parquet(path)
+    config = OmegaConf.create({"data": {"train_files": [str(path)]},
+                               "trainer": {"unify_strategy": "switch", "rollout_selection": {"enable": False}}})
+    check_training_rows(config)  # off: duplicates do not matter
+    config.trainer.rollout_selection.enable = True
+    with pytest.raises(ValueError, match=r"trainer.rollout_selection identify prompts.*repeated values, e.g. \[0\]"):
+        check_training_rows(config)
