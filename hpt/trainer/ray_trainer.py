@@ -209,6 +209,7 @@ class HPTRayTrainer(RayPPOTrainer):
         gate = self._gates[self.hpt.gate_name_at_step(self.global_steps)]
         selected = self._take_selection()
         source, routed_rows, routed_targets = self._with_routed_prompts(batch, selected.routed)
+        routed_route = gate(GroupOutcome(0, self.config.actor_rollout_ref.rollout.n), self.hpt.gate)
         plan = plan_rebuild(
             groups,
             [t is not None for t in targets],
@@ -217,7 +218,7 @@ class HPTRayTrainer(RayPPOTrainer):
             self._row_multiple(),
             stream_rows=0 if stream is None else len(stream),
             routed_rows=routed_rows,
-            routed_route=gate(GroupOutcome(0, self.config.actor_rollout_ref.rollout.n), self.hpt.gate),
+            routed_route=routed_route,
         )
         target_of_row = {g.rows[0]: target for g, target in zip(groups, targets, strict=True)}
         target_of_row.update(zip(routed_rows, routed_targets, strict=True))
@@ -230,6 +231,9 @@ class HPTRayTrainer(RayPPOTrainer):
             for stats, mode in zip(groups, plan.group_modes, strict=True):
                 key = extra_info[stats.rows[0]].get("index")
                 self._history.record(key, stats.pass_rate, trained_on_demo=mode is Mode.SFT)
+            for row in routed_rows:  # predicted all-fail (pass rate 0), trained like an all-fail group
+                key = prompt_key(source.non_tensor_batch["extra_info"][row])
+                self._history.record(key, 0.0, trained_on_demo=routed_route.mode is Mode.SFT)
             metrics[M.HISTORY_EXCLUDED] = len(self._history.excluded())
         metrics.update(_waste_metrics(batch, scores_B, groups, plan))
         if self._selector is not None:

@@ -13,6 +13,7 @@ from hpt.config import resolvers
 from hpt.config.schema import HPTSettings
 from hpt.main import CPU_OVERLAY
 from hpt.core.gates import build_gate
+from hpt.core.history import HistoryConfig, PromptHistory
 from hpt.core.pass_memory import MemoryConfig
 from hpt.core.selection import Decision, RolloutSelector, SelectionConfig
 from hpt.data.tiny_model import build_tokenizer
@@ -164,6 +165,7 @@ def _trainer(selector: RolloutSelector, routed_keys: list[int], probes: dict) ->
 def test_rebuild_trains_routed_prompts_on_their_templated_prompt_and_demonstration_and_updates_the_memory():
     selector = _selector()
     trainer = _trainer(selector, routed_keys=[0, 1], probes={11: Decision.ROUTE})
+    trainer._history = PromptHistory(HistoryConfig(remove_sfted=True))
     batch = _rollout_batch([2, 1])  # prompt 10: 2/4 successes, prompt 11 (a probe predicted all-fail): 1/4
     metrics = {}
     rebuilt = trainer._rebuild(batch, metrics)
@@ -184,6 +186,7 @@ def test_rebuild_trains_routed_prompts_on_their_templated_prompt_and_demonstrati
     assert metrics[M.SELECTION_PROBES] == 1 and metrics[M.SELECTION_MISPREDICTIONS] == 1
     assert metrics[M.SELECTION_DEFERRED] == 3 and metrics[M.GATE_SFT_FRAC] == pytest.approx(2 / 4)
     assert trainer.train_dataloader.step.routed is None  # consumed
+    assert trainer._history.sfted == {0, 1}  # routed prompts count as trained on their demonstration
 
 
 def test_no_gradient_share_counts_dropped_and_zero_advantage_rollout_tokens():
