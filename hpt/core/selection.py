@@ -43,6 +43,7 @@ class SelectionConfig:
     route_fail: bool = True
     defer_pass: bool = True
     seed: int = 1
+    resume_without_memory: bool = False  # resume a checkpoint written without selection, memory empty
     memory: MemoryConfig = MemoryConfig()
 
     def __post_init__(self) -> None:

@@ -163,8 +163,13 @@ class HPTRayTrainer(RayPPOTrainer):
             self._history.load_state_dict(state["history"])
         if self._sft_stream is not None and state["sft_stream"] is not None:
             self._sft_stream.load_state_dict(state["sft_stream"])
-        if self._selector is not None:
+        if self._selector is not None and state.get("selection") is not None:
             self._selector.load_state_dict(state["selection"])
+        elif self._selector is not None:
+            logger.warning(
+                "%s holds no rollout-selection memory (written without trainer.rollout_selection); "
+                "resume_without_memory=true: the selection starts with an empty memory", directory,
+            )
         data = directory / "data.pt"
         if data.is_file():  # verl skips it when it thinks an epoch ended; hpt's sampler knows
             self.train_dataloader.load_state_dict(torch.load(data, weights_only=False))

@@ -42,9 +42,11 @@ def fingerprint(config: DictConfig, train_rows: int) -> dict[str, Any]:
     """The settings that shape hpt's saved state: resuming under other values would misread it."""
     stream = config.data.get("sft_stream") or {}
     files = stream.get("train_files")
-    selection = bool(OmegaConf.select(config, "trainer.rollout_selection.enable", default=False))
+    selection = bool(OmegaConf.select(config, "trainer.rollout_selection.enable", default=False)) and not bool(
+        OmegaConf.select(config, "trainer.rollout_selection.resume_without_memory", default=False)
+    )
     return {
-        # present only when on, so checkpoints written before the option existed still resume without it
+        # present only when on (and a memory is required), so checkpoints written without it resume as before
         **({"rollout_selection": True} if selection else {}),
         "remove_sfted_data": bool(config.trainer.get("remove_sfted_data", False)),
         "skip_solved_prompts": bool(config.trainer.get("skip_solved_prompts", False)),

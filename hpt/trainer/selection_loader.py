@@ -67,10 +67,15 @@ class SelectingLoader:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if "loader" not in state:  # a data.pt written without selection
-            raise ValueError(
-                "this checkpoint's data.pt was written without trainer.rollout_selection; resume with "
-                "trainer.rollout_selection.enable=false, or start a new run"
-            )
+            if not self.selector.config.resume_without_memory:
+                raise ValueError(
+                    "this checkpoint's data.pt was written without trainer.rollout_selection; resume with "
+                    "trainer.rollout_selection.enable=false, or set trainer.rollout_selection.resume_without_memory="
+                    "true to start the selection with an empty memory"
+                )
+            self.loader.load_state_dict(state)
+            self._buffer = None
+            return
         self.loader.load_state_dict(state["loader"])
         self._buffer = state["buffer"]
 
@@ -132,7 +137,7 @@ class SelectingLoader:
         return DataProto.concat(generate), step.routed
 
 
-SELECTION_KEYS = {"enable", "threshold", "explore", "route_fail", "defer_pass", "seed"}
+SELECTION_KEYS = {"enable", "threshold", "explore", "route_fail", "defer_pass", "seed", "resume_without_memory"}
 MEMORY_KEYS = {"prior_alpha", "prior_beta", "decay"}
 
 

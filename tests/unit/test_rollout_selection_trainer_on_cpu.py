@@ -17,6 +17,7 @@ from hpt.core.history import HistoryConfig, PromptHistory
 from hpt.core.pass_memory import MemoryConfig
 from hpt.core.selection import Decision, RolloutSelector, SelectionConfig
 from hpt.data.tiny_model import build_tokenizer
+from hpt.trainer import run_state
 from hpt.trainer.ray_trainer import HPTRayTrainer, _waste_metrics
 from hpt.trainer.selection_loader import SelectingLoader, StepSelection, generated_multiple, selection_config
 from hpt.trainer.sft_stream import prompt_builder
@@ -101,8 +102,19 @@ def test_a_restored_loader_continues_with_the_same_buffer_and_position():
     restored = SelectingLoader(ListLoader(list(range(16)), 4), _selector(), batch_size=4)
     restored.load_state_dict(state)
     assert [_keys(b) for b in restored] == rest == [[6, 7, 8, 9], [10, 11, 12, 13]]
-    with pytest.raises(ValueError, match="without trainer.rollout_selection"):
-        restored.load_state_dict({"position": 0})
+    with pytest.raises(ValueError, match="without trainer.rollout_selection.*resume_without_memory=true"):
+        restored.load_state_dict({"position": 1})
+
+
+def test_a_checkpoint_without_selection_resumes_only_when_asked_with_an_empty_memory():
+    config = _config("trainer.rollout_selection.enable=true")
+    assert run_state.fingerprint(config, 10)["rollout_selection"] is True  # a plain checkpoint lacks it: refused
+    config.trainer.rollout_selection.resume_without_memory = True
+    assert "rollout_selection" not in run_state.fingerprint(config, 10)
+    selector = RolloutSelector(SelectionConfig(enable=True, resume_without_memory=True), N)
+    loader = SelectingLoader(ListLoader(list(range(8)), 4), selector, batch_size=4)
+    loader.load_state_dict({"position": 1})  # verl's plain data.pt
+    assert [_keys(b) for b in loader] == [[4, 5, 6, 7]] and len(selector.memory) == 0
 
 
 def test_selection_keys_come_from_the_trainer_config_and_unknown_ones_are_refused():
