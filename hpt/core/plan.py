@@ -92,7 +92,7 @@ def plan_rebuild(
     Rollouts stay when they carry RL weight, or when they are the baseline of an in-group
     demonstration trained with the off-policy RL loss (their RL weight is then 0). ``stream_rows``
     rows of a separate SFT stream are counted in the padding. ``routed_rows`` are rows holding the
-    prompts of prompts routed to their demonstration before generation: each gets a demonstration
+    templated prompts of prompts routed to their demonstration before generation: each gets a demonstration
     row weighted by ``routed_route`` (the gate's route of an all-fail group, which must use the
     demonstration without rollouts), after the groups' demonstrations, and counts as one group.
     """
