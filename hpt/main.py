@@ -60,6 +60,7 @@ def _check_hpt_keys(config: DictConfig) -> None:
         check_method_settings(config, settings.unify_strategy)
         _check_micro_batches(config)
         _check_sft_stream(config)
+        _check_selection(config, settings)
         from hpt.rewards.startup import check_data_sources
 
         from hpt.data.checks import check_readable_files, check_training_rows
@@ -69,6 +70,18 @@ def _check_hpt_keys(config: DictConfig) -> None:
         check_training_rows(config)  # string demonstrations, unique extra_info.index with the prompt history
     except (ValueError, FileNotFoundError) as exc:
         raise ConfigError(str(exc)) from exc
+
+
+def _check_selection(config: DictConfig, settings) -> None:
+    """``trainer.rollout_selection``: known keys and values; with routing, gates that route all-fail groups to SFT."""
+    from hpt.core.gates import build_gate
+    from hpt.trainer.selection_loader import check_routable, selection_config
+
+    selection = selection_config(config.trainer)
+    if selection.enable and selection.route_fail:
+        names = {settings.unify_strategy, settings.gate_name_at_step(1)}
+        gates = {name: build_gate(name) for name in names}
+        check_routable(gates, settings.gate, int(config.actor_rollout_ref.rollout.n))
 
 
 def _check_sft_stream(config: DictConfig) -> None:

@@ -1,4 +1,7 @@
-"""Every metric key hpt logs, declared once. Namespaces: ``hpt/gate``, ``hpt/batch``, ``hpt/loss``, ``hpt/update``."""
+"""Every metric key hpt logs, declared once.
+
+Namespaces: ``hpt/gate``, ``hpt/batch``, ``hpt/rollout``, ``hpt/selection``, ``hpt/loss``, ``hpt/update``.
+"""
 
 from hpt.core.gates import Mode
 
@@ -22,6 +25,15 @@ BATCH_PAD_ROWS = "hpt/batch/pad_rows"  # zero-loss rows added to make the batch 
 BATCH_ROWS = "hpt/batch/rows"  # rows in the rebuilt batch
 BATCH_DEMO_TRUNCATED = "hpt/batch/demo_truncated"  # demonstrations cut to the response budget
 HISTORY_EXCLUDED = "hpt/history/excluded_prompts"  # prompts the history will skip from the next epoch on
+ROLLOUT_TOKENS = "hpt/rollout/generated_tokens"  # response tokens generated this step (every rollout)
+ROLLOUT_NO_GRAD_SHARE = "hpt/rollout/no_grad_token_share"  # share of them with no gradient (dropped or 0 advantage)
+SELECTION_GENERATED = "hpt/selection/generated_prompts"  # prompts generated for (rollout_selection on)
+SELECTION_ROUTED = "hpt/selection/routed_prompts"  # prompts trained on their demonstration without generation
+SELECTION_DEFERRED = "hpt/selection/deferred_prompts"  # prompts predicted solved and skipped this epoch
+SELECTION_PROBES = "hpt/selection/probes"  # prompts predicted routed/deferred but generated to check the prediction
+SELECTION_MISPREDICTIONS = "hpt/selection/mispredictions"  # probes whose outcome contradicted the prediction
+SELECTION_FORCED = "hpt/selection/forced_prompts"  # routed prompts generated so the count splits over rollout workers
+SELECTION_MEMORY = "hpt/selection/memory_prompts"  # prompts the pass-rate memory has seen
 REWARD_MEAN = "hpt/reward/mean"  # mean rollout reward before the rebuild (demo/pad rows excluded)
 REWARD_NO_VERDICT = "hpt/reward/no_verdict/{reason}"  # share of rollouts the verifier scored 0 for this reason
 LOSS_SFT = "hpt/loss/sft"  # SFT term on demonstration tokens (weighted, before sft_loss_coef)

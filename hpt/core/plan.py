@@ -42,6 +42,7 @@ class RebuildPlan:
     missing_demo_groups: int
     stream_rows: int = 0  # rows of a separate SFT stream, appended after the demonstrations
     group_modes: tuple[Mode, ...] = ()  # the route's mode of every group, in group order
+    routed_prompts: int = 0  # prompts routed to their demonstration before generation (no group)
 
     @property
     def num_rows(self) -> int:
@@ -83,12 +84,17 @@ def plan_rebuild(
     config: GateConfig,
     multiple: int,
     stream_rows: int = 0,
+    routed_rows: Sequence[int] = (),
+    routed_route: Route | None = None,
 ) -> RebuildPlan:
     """Gate every group and lay out the rebuilt batch.
 
     Rollouts stay when they carry RL weight, or when they are the baseline of an in-group
     demonstration trained with the off-policy RL loss (their RL weight is then 0). ``stream_rows``
-    rows of a separate SFT stream are counted in the padding.
+    rows of a separate SFT stream are counted in the padding. ``routed_rows`` are rows holding the
+    templated prompts of prompts routed to their demonstration before generation: each gets a demonstration
+    row weighted by ``routed_route`` (the gate's route of an all-fail group, which must use the
+    demonstration without rollouts), after the groups' demonstrations, and counts as one group.
     """
     if len(groups) != len(has_demo):
         raise ValueError(f"{len(groups)} groups but {len(has_demo)} demonstration flags")
@@ -110,6 +116,11 @@ def plan_rebuild(
         if route.uses_demo:
             in_group = route.demo_in_group and keeps_rollouts
             demos.append(DemoRow(stats.rows[0], route.sft_weight, route.off_weight, in_group))
+    if routed_rows:
+        if routed_route is None or not demo_only(routed_route):
+            raise ValueError(f"routed prompts need a route that trains the demonstration only, got {routed_route}")
+        demos.extend(DemoRow(row, routed_route.sft_weight, routed_route.off_weight, False) for row in routed_rows)
+        modes[routed_route.mode] += len(routed_rows)
     return RebuildPlan(
         keep_rows=tuple(keep),
         keep_weights=tuple(weights),
@@ -119,4 +130,10 @@ def plan_rebuild(
         missing_demo_groups=missing,
         stream_rows=stream_rows,
         group_modes=tuple(group_modes),
+        routed_prompts=len(routed_rows),
     )
+
+
+def demo_only(route: Route) -> bool:
+    """The route trains the demonstration and needs no rollout (nor a rollout baseline)."""
+    return route.uses_demo and route.rollout_weight == 0 and not (route.demo_in_group and route.off_weight > 0)

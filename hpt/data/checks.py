@@ -84,17 +84,20 @@ def _rows(path: Path) -> int:
     return pq.ParquetFile(path).metadata.num_rows
 
 
-def check_unique_index(paths: list[Path]) -> None:
-    """The prompt history needs ``extra_info.index`` on every row of the training files, each value once."""
+HISTORY_OPTIONS = "trainer.remove_sfted_data / trainer.skip_solved_prompts"
+
+
+def check_unique_index(paths: list[Path], options: str = HISTORY_OPTIONS) -> None:
+    """The prompt history and the rollout selection need ``extra_info.index`` on every training row, once."""
     keys = [key for path in paths for key in (extra_info_field(path, INDEX_FIELD) or [None])]
     absent = sum(1 for key in keys if key is None)
     repeated = [key for key, count in Counter(k for k in keys if k is not None).items() if count > 1]
     if absent or repeated:
         found = f"{absent} row(s) without one" if absent else f"repeated values, e.g. {repeated[:3]}"
         raise ValueError(
-            f"trainer.remove_sfted_data / trainer.skip_solved_prompts identify prompts by extra_info.{INDEX_FIELD}, "
+            f"{options} identify prompts by extra_info.{INDEX_FIELD}, "
             f"which must be present and unique across data.train_files; found {found} in "
-            f"{', '.join(str(p) for p in paths)}. Add a unique index or turn both options off"
+            f"{', '.join(str(p) for p in paths)}. Add a unique index or turn the option(s) off"
         )
 
 
@@ -122,3 +125,5 @@ def check_training_rows(config: Any) -> None:
             )
     if history and train:
         check_unique_index(train)
+    if bool(OmegaConf.select(trainer, "rollout_selection.enable", default=False)) and train:
+        check_unique_index(train, "trainer.rollout_selection")

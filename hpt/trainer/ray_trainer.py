@@ -6,14 +6,17 @@ It extends verl at seams and never copies ``fit``:
 - ``init_workers`` installs the hybrid loss with ``set_loss_fn`` (``init_model`` would overwrite
   anything installed earlier);
 - ``_update_actor`` passes the step to the loss and un-prefixes hpt's and custom losses' metrics;
+- ``train_dataloader`` is wrapped in ``SelectingLoader`` when ``trainer.rollout_selection.enable``:
+  the batch verl sends to generation then holds only the prompts worth generating, and the
+  prompts routed to their demonstration join the batch at the rebuild;
 - ``_save_checkpoint`` writes hpt's run state (``hpt.trainer.run_state``) into the step's directory
   before verl writes its part and the tracker; ``_load_checkpoint`` checks it before verl loads and
   restores it after.
 
-With a prompt-history option on, epochs shrink as prompts are skipped; verl sizes the run from the
-full data (``total_epochs`` x batches per full epoch), so the trainer lets verl's epoch loop run as
-many (shorter) epochs as it takes to reach that step: the last step, its validation and checkpoint
-happen, and schedules reach the end of their horizon.
+With a prompt-history option or the rollout selection on, epochs shrink as prompts are skipped;
+verl sizes the run from the full data (``total_epochs`` x batches per full epoch), so the trainer
+lets verl's epoch loop run as many (shorter) epochs as it takes to reach that step: the last step,
+its validation and checkpoint happen, and schedules reach the end of their horizon.
 """
 
 import verl  # noqa: F401  (first: lets verl load hpt's plugin before the imports below)
@@ -33,10 +36,11 @@ from verl.utils.config import omega_conf_to_dataclass
 
 from hpt import metrics as M
 from hpt.config.schema import HPTSettings
-from hpt.core.gates import Mode, build_gate
+from hpt.core.gates import GroupOutcome, Mode, build_gate
 from hpt.core.history import PromptHistory
 from hpt.core.groups import count_successes
 from hpt.core.plan import RebuildPlan, plan_rebuild
+from hpt.core.selection import RolloutSelector, mispredicted
 from hpt.trainer.actor_loss import hpt_actor_loss
 from hpt.trainer import run_state
 from hpt.trainer.batch import (
@@ -46,6 +50,15 @@ from hpt.trainer.batch import (
     group_index,
     tokenize_demonstration,
 )
+from hpt.trainer.selection_loader import (
+    SelectingLoader,
+    StepSelection,
+    check_routable,
+    generated_multiple,
+    prompt_key,
+    selection_config,
+)
+from hpt.trainer.sft_stream import source_rows
 
 logger = logging.getLogger(__name__)
 
@@ -53,15 +66,36 @@ logger = logging.getLogger(__name__)
 class HPTRayTrainer(RayPPOTrainer):
     """Per-prompt gating between SFT, off-policy RL and GRPO on top of verl's trainer (``use_v1=false``)."""
 
-    def __init__(self, *args, sft_stream=None, history: PromptHistory | None = None, **kwargs):
+    def __init__(
+        self, *args, sft_stream=None, history: PromptHistory | None = None, prompt_builder=None, **kwargs
+    ):
         super().__init__(*args, **kwargs)
         self._history = history
         self.hpt = HPTSettings.from_trainer_config(self.config.trainer)
         self._sft_stream = sft_stream
         self._gates = {name: build_gate(name) for name in (self._route_gate_name(1), self._route_gate_name(10**9))}
         self._warned_truncation = False
-        if history is not None and history.config.enabled:
+        self._selector: RolloutSelector | None = None
+        self._prompt_builder = prompt_builder  # the agent loop's prompt tokenisation, for routed prompts
+        if selection_config(self.config.trainer).enable:
+            self._start_selection()
+        if (history is not None and history.config.enabled) or self._selector is not None:
             self._let_shrinking_epochs_reach_the_last_step()
+
+    def _start_selection(self) -> None:
+        """Wrap verl's dataloader so that only the selected prompts go to generation."""
+        config = selection_config(self.config.trainer)
+        n = int(self.config.actor_rollout_ref.rollout.n)
+        if config.route_fail:
+            check_routable(self._gates, self.hpt.gate, n)
+        if self._prompt_builder is None:
+            raise ValueError("rollout selection needs the agent loop's prompt builder (prompt_builder=...)")
+        self._selector = RolloutSelector(config, n)
+        batch_size = int(self.config.data.get("gen_batch_size") or self.config.data.train_batch_size)
+        workers = int(self.config.actor_rollout_ref.rollout.agent.num_workers)
+        self.train_dataloader = SelectingLoader(
+            self.train_dataloader, self._selector, batch_size, generated_multiple(workers, n)
+        )
 
     def _let_shrinking_epochs_reach_the_last_step(self) -> None:
         """verl loops ``total_epochs`` times; skipped prompts shorten epochs, so allow enough of them.
@@ -99,6 +133,11 @@ class HPTRayTrainer(RayPPOTrainer):
     def _load_checkpoint(self):
         directory = run_state.checkpoint_to_resume(self.config.trainer)
         state = None if directory is None else run_state.load_run_state(directory, self._fingerprint())
+        if state is not None and state.get("selection") is not None and self._selector is None:
+            raise run_state.RunStateError(
+                f"{directory} was written with trainer.rollout_selection.enable=true (its data.pt holds the "
+                "selection's prompt buffer); resume with it on, or start a new run (trainer.resume_mode=disable)"
+            )
         result = super()._load_checkpoint()
         if state is not None:
             self._restore(state, directory)
@@ -114,6 +153,7 @@ class HPTRayTrainer(RayPPOTrainer):
             "total_training_steps": self.total_training_steps,
             "history": self._history.state_dict() if self._history is not None else None,
             "sft_stream": self._sft_stream.state_dict() if self._sft_stream is not None else None,
+            "selection": self._selector.state_dict() if self._selector is not None else None,
         }
 
     def _restore(self, state: dict, directory) -> None:
@@ -126,6 +166,13 @@ class HPTRayTrainer(RayPPOTrainer):
             self._history.load_state_dict(state["history"])
         if self._sft_stream is not None and state["sft_stream"] is not None:
             self._sft_stream.load_state_dict(state["sft_stream"])
+        if self._selector is not None and state.get("selection") is not None:
+            self._selector.load_state_dict(state["selection"])
+        elif self._selector is not None:
+            logger.warning(
+                "%s holds no rollout-selection memory (written without trainer.rollout_selection); "
+                "resume_without_memory=true: the selection starts with an empty memory", directory,
+            )
         data = directory / "data.pt"
         if data.is_file():  # verl skips it when it thinks an epoch ended; hpt's sampler knows
             self.train_dataloader.load_state_dict(torch.load(data, weights_only=False))
@@ -179,20 +226,27 @@ class HPTRayTrainer(RayPPOTrainer):
         stream, stream_truncated = (None, 0)
         if self._sft_stream is not None:
             stream, stream_truncated = self._sft_stream.rows(batch, self.tokenizer, scale)
+        gate = self._gates[self._route_gate_name(self.global_steps)]
+        selected = self._take_selection()
+        source, routed_rows, routed_targets = self._with_routed_prompts(batch, selected.routed)
+        routed_route = gate(GroupOutcome(0, self.config.actor_rollout_ref.rollout.n), self.hpt.gate)
         plan = plan_rebuild(
             groups,
             [t is not None for t in targets],
-            self._gates[self._route_gate_name(self.global_steps)],
+            gate,
             self.hpt.gate,
             self._row_multiple(),
             stream_rows=0 if stream is None else len(stream),
+            routed_rows=routed_rows,
+            routed_route=routed_route,
         )
         if mu is not None:
             plan = dataclasses.replace(plan, keep_weights=tuple(w * (1.0 - mu) for w in plan.keep_weights))
         target_of_row = {g.rows[0]: target for g, target in zip(groups, targets, strict=True)}
+        target_of_row.update(zip(routed_rows, routed_targets, strict=True))
         demos = [tokenize_demonstration(self.tokenizer, target_of_row[d.source_row], budget) for d in plan.demos]
         options = DemoOptions(self.tokenizer.pad_token_id, scale=scale, reward=self.hpt.demo_reward)
-        rebuilt = apply_plan(batch, plan, demos, options, stream)
+        rebuilt = apply_plan(source, plan, demos, options, stream)
         # per-row success (SRFT's rollout weights); demonstration rows carry demo_reward when scored
         rebuilt.batch["hpt_success"] = (rebuilt.batch["rm_scores"].sum(-1) > self.hpt.success_threshold).float()
         if self._history is not None and self._history.config.enabled and not warming_up:
@@ -201,11 +255,17 @@ class HPTRayTrainer(RayPPOTrainer):
             for stats, mode in zip(groups, plan.group_modes, strict=True):
                 key = extra_info[stats.rows[0]].get("index")
                 self._history.record(key, stats.pass_rate, trained_on_demo=mode is Mode.SFT)
+            for row in routed_rows:  # predicted all-fail (pass rate 0), trained like an all-fail group
+                key = prompt_key(source.non_tensor_batch["extra_info"][row])
+                self._history.record(key, 0.0, trained_on_demo=routed_route.mode is Mode.SFT)
             metrics[M.HISTORY_EXCLUDED] = len(self._history.excluded())
+        metrics.update(_waste_metrics(batch, scores_B, groups, plan))
+        if self._selector is not None:
+            metrics.update(self._observe(groups, extra_info, selected, plan))
         truncated = sum(d.truncated for d in demos) + stream_truncated
         self._warn_truncation(truncated, budget)
         metrics.update(_gate_metrics(plan, groups, rebuilt, scale, pass_rate))
-        metrics.update(_demo_metrics(plan, scale, len(groups)))
+        metrics.update(_demo_metrics(plan, scale, len(groups) + len(routed_rows)))
         if mu is not None:
             metrics[M.CHORD_MU] = mu
         metrics.update(
@@ -217,6 +277,45 @@ class HPTRayTrainer(RayPPOTrainer):
         )
         metrics.update(no_verdict_shares(batch.non_tensor_batch.get("reason")))
         return rebuilt
+
+    def _take_selection(self) -> StepSelection:
+        """What the selecting loader decided for this step (empty without selection); consumed once."""
+        if self._selector is None:
+            return StepSelection()
+        selected, self.train_dataloader.step = self.train_dataloader.step, StepSelection()
+        return selected
+
+    def _with_routed_prompts(self, batch: DataProto, routed: DataProto | None):
+        """``batch`` plus one row per routed prompt carrying its templated prompt (the demonstration's source).
+
+        The extra rows belong to no group and are never kept; they only lend their ``prompts`` to the
+        demonstration rows, tokenised as the agent loop would have for a rollout.
+        """
+        if routed is None:
+            return batch, [], []
+        items = [{key: values[i] for key, values in routed.non_tensor_batch.items()} for i in range(len(routed))]
+        prompt_ids = [self._prompt_builder.build_initial_tokens(list(item["raw_prompt"])) for item in items]
+        extra = source_rows(batch, items, prompt_ids, self.tokenizer.pad_token_id, what="routed (rollout_selection)")
+        rows = list(range(len(batch), len(batch) + len(routed)))
+        return DataProto.concat([batch, extra]), rows, [demonstration_target(item["extra_info"]) for item in items]
+
+    def _observe(self, groups, extra_info, selected: StepSelection, plan: RebuildPlan) -> dict:
+        """Feed every generated group to the pass-rate memory; the step's selection metrics."""
+        wrong = 0
+        for stats in groups:
+            key = prompt_key(extra_info[stats.rows[0]])
+            if key in selected.probes:
+                wrong += mispredicted(selected.probes[key], stats.successes, stats.size)
+            self._selector.memory.update(key, stats.successes, stats.size)
+        return {
+            M.SELECTION_GENERATED: len(groups),
+            M.SELECTION_ROUTED: plan.routed_prompts,
+            M.SELECTION_DEFERRED: selected.deferred,
+            M.SELECTION_PROBES: len(selected.probes),
+            M.SELECTION_MISPREDICTIONS: wrong,
+            M.SELECTION_FORCED: selected.forced,
+            M.SELECTION_MEMORY: len(self._selector.memory),
+        }
 
     def _warn_truncation(self, truncated: int, budget: int) -> None:
         if truncated and not self._warned_truncation:
@@ -256,6 +355,27 @@ def _logged_name(key: str) -> str:
     if name.startswith(M.CUSTOM_PREFIX):
         return name.removeprefix(M.CUSTOM_PREFIX)
     return name if name.startswith("hpt/") else key
+
+
+def _waste_metrics(batch: DataProto, scores_B: torch.Tensor, groups, plan: RebuildPlan) -> dict:
+    """Generated rollout tokens, and the share of them that gets no policy gradient.
+
+    A rollout trains when it is kept with an RL weight > 0 and its reward differs from its group's
+    mean (GRPO's baseline: an all-pass or all-fail group has zero advantage everywhere).
+    """
+    tokens_B = batch.batch["response_mask"].sum(-1).to(torch.float64)
+    trained = torch.zeros(len(scores_B), dtype=torch.bool)
+    weight = dict(zip(plan.keep_rows, plan.keep_weights, strict=True))
+    for stats in groups:
+        rows = list(stats.rows)
+        mean = scores_B[rows].mean()
+        for row in rows:
+            trained[row] = weight.get(row, 0.0) > 0 and not torch.isclose(scores_B[row], mean)
+    total = float(tokens_B.sum())
+    return {
+        M.ROLLOUT_TOKENS: total,
+        M.ROLLOUT_NO_GRAD_SHARE: float(tokens_B[~trained].sum()) / total if total else 0.0,
+    }
 
 
 def _demo_metrics(plan: RebuildPlan, scale: float, num_groups: int) -> dict:

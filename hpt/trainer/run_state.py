@@ -3,7 +3,8 @@
 verl's checkpoint holds the model, optimizer, LR scheduler, its RNG states and the dataloader
 (``data.pt``, which with hpt's sampler includes the epoch's order, position and generator state).
 This file adds what only hpt knows: the per-prompt history (``remove_sfted_data``,
-``skip_solved_prompts``) and the separate SFT stream's order, position and generator. The
+``skip_solved_prompts``), the separate SFT stream's order, position and generator, and the rollout
+selection's pass-rate memory and exploration generator (its prompt buffer is in ``data.pt``). The
 lambda schedules keep no state (they are functions of the step, the run's length and the batch's
 pass rate), so the run's length is recorded only to warn when a resumed run changes it.
 
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from verl.utils.checkpoint.checkpoint_manager import get_checkpoint_tracker_filename
 
 from hpt.atomic import write_atomically
@@ -41,7 +42,12 @@ def fingerprint(config: DictConfig, train_rows: int) -> dict[str, Any]:
     """The settings that shape hpt's saved state: resuming under other values would misread it."""
     stream = config.data.get("sft_stream") or {}
     files = stream.get("train_files")
+    selection = bool(OmegaConf.select(config, "trainer.rollout_selection.enable", default=False)) and not bool(
+        OmegaConf.select(config, "trainer.rollout_selection.resume_without_memory", default=False)
+    )
     return {
+        # present only when on (and a memory is required), so checkpoints written without it resume as before
+        **({"rollout_selection": True} if selection else {}),
         "remove_sfted_data": bool(config.trainer.get("remove_sfted_data", False)),
         "skip_solved_prompts": bool(config.trainer.get("skip_solved_prompts", False)),
         "train_rows": int(train_rows),

@@ -124,13 +124,7 @@ class SFTStream:
                 "data.filter_overlong_prompts dropped it); add rows or raise data.max_prompt_length"
             )
         self._rows = _rows_with_target(self._dataset, config.train_files)
-        chat_kwargs = data_config.get("apply_chat_template_kwargs")
-        self._prompt_builder = create_continuous_token_builder(  # the agent loop's prompt tokenisation
-            tokenizer,
-            hf_model_type=hf_model_type,
-            chat_template_kwargs=OmegaConf.to_container(chat_kwargs, resolve=True) if chat_kwargs else {},
-            processor=processor,
-        )
+        self._prompt_builder = prompt_builder(tokenizer, data_config, processor, hf_model_type)
         self._generator = torch.Generator().manual_seed(config.seed)
         self._order = np.empty(0, dtype=np.int64)
         self._position = 0
@@ -187,7 +181,7 @@ class SFTStream:
         _check_text_only(batch)
         items = [self._dataset[i] for i in self.draw(self.config.batch_size)]
         prompt_ids = [self._prompt_builder.build_initial_tokens(list(item["raw_prompt"])) for item in items]
-        source = _source_rows(batch, items, prompt_ids, tokenizer.pad_token_id)
+        source = source_rows(batch, items, prompt_ids, tokenizer.pad_token_id)
         budget = batch.batch["responses"].shape[-1]
         demos = [tokenize_demonstration(tokenizer, demonstration_target(item["extra_info"]), budget) for item in items]
         uids = np.array([f"sft-stream-{uuid.uuid4().hex}" for _ in items], dtype=object)
@@ -196,6 +190,17 @@ class SFTStream:
         zeros = torch.zeros(len(rows))
         stamp_weights(rows, zeros, torch.full((len(rows),), float(weight)), zeros)
         return rows, sum(d.truncated for d in demos)
+
+
+def prompt_builder(tokenizer, data_config: DictConfig, processor=None, hf_model_type: str | None = None):
+    """verl's Continuous Token builder: the agent loop's tokenisation of a ``raw_prompt``."""
+    chat_kwargs = data_config.get("apply_chat_template_kwargs")
+    return create_continuous_token_builder(
+        tokenizer,
+        hf_model_type=hf_model_type,
+        chat_template_kwargs=OmegaConf.to_container(chat_kwargs, resolve=True) if chat_kwargs else {},
+        processor=processor,
+    )
 
 
 def _rows_with_target(dataset, files: Sequence[str]) -> np.ndarray:
@@ -231,8 +236,10 @@ def _check_text_only(batch: DataProto) -> None:
         )
 
 
-def _source_rows(batch: DataProto, items: list[dict[str, Any]], prompt_ids: list[list[int]], pad_id: int) -> DataProto:
-    """Copies of ``batch`` row 0 carrying the stream's left-padded prompts and its non-tensor fields.
+def source_rows(
+    batch: DataProto, items: list[dict[str, Any]], prompt_ids: list[list[int]], pad_id: int, what: str = KEY
+) -> DataProto:
+    """Copies of ``batch`` row 0 carrying ``items``' left-padded prompts and non-tensor fields.
 
     Non-tensor keys the dataset items also have (``data_source``, ``extra_info``, ``reward_model``,
     ``raw_prompt``, ``index``, ...) take the items' values; the others (rollout-side fields such as
@@ -244,7 +251,7 @@ def _source_rows(batch: DataProto, items: list[dict[str, Any]], prompt_ids: list
     longest = max((len(ids) for ids in prompt_ids), default=0)
     if longest > width:
         raise ValueError(
-            f"an {KEY} prompt has {longest} tokens, more than the rollout prompt width {width}; "
+            f"a {what} prompt has {longest} tokens, more than the rollout prompt width {width}; "
             "set data.filter_overlong_prompts=true (drops it) or raise data.max_prompt_length"
         )
     prompts, prompt_mask = left_pad(prompt_ids, pad_id, width=width, dtype=source.batch["prompts"].dtype)

@@ -16,7 +16,8 @@ from hpt.core.history import HistoryConfig, PromptHistory
 from hpt.plugin import check_registrations
 from hpt.trainer.history_sampler import HistoryFilteredSampler, prompt_keys
 from hpt.trainer.ray_trainer import HPTRayTrainer
-from hpt.trainer.sft_stream import SFTStream, SFTStreamConfig
+from hpt.trainer.selection_loader import selection_config
+from hpt.trainer.sft_stream import SFTStream, SFTStreamConfig, prompt_builder
 
 
 @ray.remote
@@ -59,6 +60,7 @@ class HPTTaskRunner(BaseTaskRunner):
             train_sampler=_train_sampler(config, train_dataset, history),
             sft_stream=_sft_stream(config, model_config),
             history=history,
+            prompt_builder=_prompt_builder(config, model_config),
         )
         trainer.init_workers()
         trainer.fit()
@@ -74,16 +76,27 @@ def _train_sampler(config, train_dataset, history: PromptHistory) -> HistoryFilt
     return HistoryFilteredSampler(sampler, keys, history, batch_size=batch_size)
 
 
+def _model_type(model_config) -> str | None:
+    model_type = getattr(model_config.hf_config, "model_type", None)
+    return model_type if isinstance(model_type, str) else None
+
+
+def _prompt_builder(config, model_config):
+    """The agent loop's prompt tokenisation, for prompts the rollout selection routes without generating."""
+    if not selection_config(config.trainer).enable:
+        return None
+    return prompt_builder(model_config.tokenizer, config.data, model_config.processor, _model_type(model_config))
+
+
 def _sft_stream(config, model_config) -> SFTStream | None:
     """The separate SFT stream of ``data.sft_stream``, or None when its ``train_files`` is null."""
     stream_config = SFTStreamConfig.from_data_config(config.data)
     if stream_config is None:
         return None
-    model_type = getattr(model_config.hf_config, "model_type", None)
     return SFTStream(
         stream_config,
         config.data,
         model_config.tokenizer,
         model_config.processor,
-        hf_model_type=model_type if isinstance(model_type, str) else None,
+        hf_model_type=_model_type(model_config),
     )
