@@ -2,7 +2,7 @@
 # HPT switch-mode training, end to end on verl.
 #
 # CPU (default): creates .venv, installs, builds the tiny arithmetic model and data once (.hpt_tiny/),
-# warm-starts it with a short SFT (~30 s) so it solves some problems but not all, then trains it with
+# warm-starts it with a short SFT (~1-3 min) so it solves some problems but not all, then trains it with
 # HPT switch mode on the CPU: prompts whose rollouts all fail are trained on their demonstration
 # (SFT), the others with GRPO. Watch hpt/gate/sft_frac fall as it learns.
 # WARM_START_STEPS=0 starts from the random model instead (every prompt then starts on SFT).
