@@ -21,7 +21,7 @@ from hpt.data.build_tiny import main as build_tiny
 
 VAL_ACC = "val-core/hpt/arithmetic/acc/mean@1"
 STEPS = 40
-MIN_RISE = 0.04  # measured at 40 steps: GRPO alone 0.316 -> 0.393 (README, "What to expect")
+MIN_RISE = 0.04  # measured at 40 steps: GRPO alone 0.316 -> 0.393, SFT alone 0.316 -> 0.453 (README)
 
 
 @pytest.fixture(scope="module")
