@@ -59,7 +59,7 @@ def test_switch_mode_trains_both_sft_and_rl_groups(run_dir):
     assert sum(s[M.GATE_RL_FRAC] for s in steps) > 0, "no prompt group was trained with GRPO"
     for s in steps:
         assert s[M.GATE_SFT_FRAC] + s[M.GATE_RL_FRAC] == pytest.approx(1.0)
-        assert s[M.BATCH_ROWS] % 16 == 0  # whole PPO mini-batches (4 prompts x 4 samples)
+        assert s[M.BATCH_ROWS] % 64 == 0  # whole PPO mini-batches (16 prompts x 4 samples)
         assert torch.isfinite(torch.tensor([s[M.LOSS_SFT], s[M.LOSS_RL]])).all()
     assert "val-core/hpt/arithmetic/acc/mean@1" in steps[-1]
 

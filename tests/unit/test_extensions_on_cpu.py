@@ -88,7 +88,7 @@ def test_startup_imports_extensions_before_checking_the_strategy_name(tmp_path, 
         run(_config("trainer.unify_strategy=ext_gate_startup"))
     # with it, the strategy passes and the next check (micro-batches: 4 prompts x n=2 rows) is the one that fails
     config = _config(f"hpt.imports=[{path}]", "trainer.unify_strategy=ext_gate_startup",
-                     "actor_rollout_ref.rollout.n=2")
+                     "actor_rollout_ref.actor.ppo_mini_batch_size=4", "actor_rollout_ref.rollout.n=2")
     with pytest.raises(ConfigError, match="micro_batch_size_per_gpu"):
         run(config)
     assert os.environ[extensions.ENV_VAR] == str(path)

@@ -57,8 +57,8 @@ def test_both_configs_accept_the_documented_overrides():
         ("actor_rollout_ref.actor.sft_loss_coef=-1", "sft_loss_coef"),
         ("trainer.switch_gate_off=-1", "switch_gate_off"),
         ("trainer.sft_warmup_steps=-1", "sft_warmup_steps"),
-        # 4 prompts x n=2 = 8 rows per mini-batch: the overlay's 16-row micro-batches cannot split it
-        ("actor_rollout_ref.rollout.n=2", "ppo_micro_batch_size_per_gpu=16 does not divide the 8 rows"),
+        # 16 prompts x n=4 = 64 rows per mini-batch: 24-row micro-batches cannot split it
+        ("actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=24", "ppo_micro_batch_size_per_gpu=24 does not divide"),
         ("trainer.soft_table=[[1,0,0]]", "ignores trainer.soft_type / soft_table"),  # strategy is switch
         ("trainer.lambda_schedule.warmup=1.5", "warmup"),
         ("actor_rollout_ref.actor.policy_loss.loss_mode=custom", "custom_loss_path"),
@@ -99,32 +99,37 @@ def test_settings_that_train_nothing_or_ignore_a_key_fail_with_the_fix(overrides
         run(_config(CPU_OVERLAY, *overrides))
 
 
+def _mini4(*overrides: str):
+    """The CPU overlay with PPO mini-batches of 4 prompts: the geometry the row counts below are written for."""
+    return _config(CPU_OVERLAY, "actor_rollout_ref.actor.ppo_mini_batch_size=4", *overrides)
+
+
 def test_micro_batches_must_divide_the_rows_they_split():
     n2 = "actor_rollout_ref.rollout.n=2"
-    _check_micro_batches(_config(CPU_OVERLAY, n2, "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8",
+    _check_micro_batches(_mini4(n2, "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8",
                                  "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=4"))
     # a hybrid gate can shrink a step to one 8-row mini-batch: 16-row log-prob micro-batches may not split it
     with pytest.raises(ConfigError, match="rollout.log_prob_micro_batch_size_per_gpu=16 does not divide the 8 rows"):
-        _check_micro_batches(_config(CPU_OVERLAY, n2, "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8"))
+        _check_micro_batches(_mini4(n2, "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8"))
     # plain GRPO keeps every step at 16 prompts x 2 = 32 rows, which 16-row log-prob micro-batches split
-    _check_micro_batches(_config(CPU_OVERLAY, n2, "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8",
+    _check_micro_batches(_mini4(n2, "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8",
                                  "trainer.unify_strategy=no"))
     with pytest.raises(ConfigError, match="the 8 rows of a PPO mini-batch"):  # ... but an SFT warm-up resizes it
-        _check_micro_batches(_config(CPU_OVERLAY, n2, "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8",
+        _check_micro_batches(_mini4(n2, "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8",
                                      "trainer.unify_strategy=no", "trainer.sft_warmup_steps=1"))
     # token-budget micro-batches split any batch: nothing to check
-    _check_micro_batches(_config(CPU_OVERLAY, n2, "actor_rollout_ref.actor.use_dynamic_bsz=true",
+    _check_micro_batches(_mini4(n2, "actor_rollout_ref.actor.use_dynamic_bsz=true",
                                  "actor_rollout_ref.rollout.log_prob_use_dynamic_bsz=true"))
     # two ranks halve the rows each rank splits: 4 prompts x 4 / 2 = 8
     with pytest.raises(ConfigError, match="does not divide the 8 rows"):
-        _check_micro_batches(_config(CPU_OVERLAY, "trainer.n_gpus_per_node=2"))
+        _check_micro_batches(_mini4("trainer.n_gpus_per_node=2"))
     # ... and sequence parallelism groups ranks: 2 GPUs, SP 2 = one data-parallel rank with all 16 rows
-    _check_micro_batches(_config(CPU_OVERLAY, "trainer.n_gpus_per_node=2",
+    _check_micro_batches(_mini4("trainer.n_gpus_per_node=2",
                                  "actor_rollout_ref.actor.fsdp_config.ulysses_sequence_parallel_size=2"))
     with pytest.raises(ConfigError, match="does not split over 3"):
-        _check_micro_batches(_config(CPU_OVERLAY, "trainer.n_gpus_per_node=3"))
+        _check_micro_batches(_mini4("trainer.n_gpus_per_node=3"))
     with pytest.raises(ConfigError, match="ref.log_prob_micro_batch_size_per_gpu=16"):  # the reference, with KL
-        _check_micro_batches(_config(CPU_OVERLAY, n2, "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8",
+        _check_micro_batches(_mini4(n2, "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8",
                                      "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=8",
                                      "actor_rollout_ref.actor.use_kl_loss=true"))
 
