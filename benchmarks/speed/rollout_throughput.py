@@ -38,14 +38,9 @@ from verl.workers.rollout.router import get_router_handle
 
 from benchmarks.speed.common import emit, part_parser, summary
 from benchmarks.speed.step_time import Shape, build_tiny
-from hpt.cpu.hf_rollout import (
-    HFGenerationEngine,
-    HFRolloutServer,
-    left_pad,
-    parse_sampling_params,
-    server_actor_name,
-    split_generations,
-)
+from hpt.cpu.hf_generation import HFGenerationEngine, parse_sampling_params, split_generations
+from hpt.cpu.hf_rollout import HFRolloutServer, server_actor_name
+from hpt.padding import left_pad
 from hpt.data.warm_start import prompt_ids
 
 TARGET_RATIO = 0.8

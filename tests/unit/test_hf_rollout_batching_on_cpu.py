@@ -16,17 +16,17 @@ import pytest
 import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
-from hpt.cpu.hf_rollout import (
+from hpt.cpu.hf_generation import (
     GenerationRequest,
     HFGenerationEngine,
     RequestBatcher,
     SamplingKey,
     SequenceResult,
     group_by_key,
-    left_pad,
     parse_sampling_params,
     split_generations,
 )
+from hpt.padding import left_pad
 
 VOCAB = 64
 PAD = 0
@@ -352,7 +352,7 @@ def test_identical_prompts_with_different_seeds_sample_different_tokens(model) -
 
 
 def test_row_sampler_draws_from_the_warped_distribution() -> None:
-    from hpt.cpu.hf_rollout import _RowSeededSampler
+    from hpt.cpu.hf_generation import _RowSeededSampler
 
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
 
@@ -371,7 +371,7 @@ def test_row_sampler_draws_from_the_warped_distribution() -> None:
 
 
 def test_request_seed_comes_from_rollout_seed_step_and_request_id() -> None:
-    from hpt.cpu.hf_rollout import request_seed
+    from hpt.cpu.hf_generation import request_seed
 
     seed = request_seed(SAMPLED, 42, 3, "det-5")
     assert seed == request_seed(SAMPLED, 42, 3, "det-5") and 0 <= seed < 2**63
