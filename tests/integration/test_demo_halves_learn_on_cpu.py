@@ -9,13 +9,11 @@ noise of 512 prompts (one standard error is about 2 points).
 """
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.integration.trainer_run import run_trainer
 from hpt.data.build_tiny import RECOMMENDED_WARM_START_STEPS
 from hpt.data.build_tiny import main as build_tiny
 
@@ -33,19 +31,11 @@ def demo_tiny_dir(tmp_path_factory) -> Path:
 
 
 def _validation_accuracies(tiny: Path, out: Path, strategy: str) -> list[float]:
-    env = dict(os.environ, VERL_FILE_LOGGER_PATH=str(out / "metrics.jsonl"), VERL_PLATFORM="cpu")
-    command = [
-        sys.executable, "-m", "hpt.main", "--config-name", "hpt_trainer_cpu",
-        f"actor_rollout_ref.model.path={tiny / 'model_warm'}",
-        f"data.train_files={tiny / 'data' / 'train.parquet'}",
-        f"data.val_files={tiny / 'data' / 'test.parquet'}",
-        f"trainer.unify_strategy={strategy}", f"trainer.total_training_steps={STEPS}",
-        f"trainer.test_freq={STEPS}", "trainer.save_freq=-1", "trainer.logger=[console,file]",
-        f"trainer.default_local_dir={out / 'ckpt'}",
-    ]
-    result = subprocess.run(command, env=env, cwd=out, capture_output=True, text=True, timeout=1800)
-    (out / "train.log").write_text(result.stdout + result.stderr)
-    assert result.returncode == 0, f"training failed; log tail:\n{(result.stdout + result.stderr)[-4000:]}"
+    run_trainer(
+        tiny, out, f"trainer.unify_strategy={strategy}", f"trainer.total_training_steps={STEPS}",
+        f"trainer.test_freq={STEPS}", "trainer.save_freq=-1", f"trainer.default_local_dir={out / 'ckpt'}",
+        timeout=1800,
+    )
     lines = (out / "metrics.jsonl").read_text().splitlines()
     return [json.loads(line)["data"][VAL_ACC] for line in lines if VAL_ACC in line]
 

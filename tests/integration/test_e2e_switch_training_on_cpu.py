@@ -7,33 +7,20 @@ off-policy loss and stream rows all reach the real update.
 """
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests.integration.trainer_run import run_trainer
 from hpt import metrics as M
 
 STEPS = 3
 
 
 def _train(tiny: Path, out: Path, steps: int, *overrides: str) -> Path:
-    env = dict(os.environ, VERL_FILE_LOGGER_PATH=str(out / "metrics.jsonl"), VERL_PLATFORM="cpu")
-    command = [
-        sys.executable, "-m", "hpt.main", "--config-name", "hpt_trainer_cpu",
-        f"actor_rollout_ref.model.path={tiny / 'model_warm'}",
-        f"data.train_files={tiny / 'data' / 'train.parquet'}",
-        f"data.val_files={tiny / 'data' / 'test.parquet'}",
-        f"trainer.total_training_steps={steps}", "trainer.val_before_train=false", "trainer.logger=[console,file]",
-        *overrides,
-    ]
-    result = subprocess.run(command, env=env, cwd=out, capture_output=True, text=True, timeout=900)
-    (out / "train.log").write_text(result.stdout + result.stderr)
-    assert result.returncode == 0, f"training failed; log tail:\n{(result.stdout + result.stderr)[-4000:]}"
+    run_trainer(tiny, out, f"trainer.total_training_steps={steps}", "trainer.val_before_train=false", *overrides)
     return out
 
 

@@ -3,14 +3,12 @@ epoch) for 5 steps, so the second and third epochs route predicted all-fail prom
 demonstration and defer solved ones; then a resume from step 5's checkpoint restores the memory."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from tests.integration.trainer_run import run_trainer
 from hpt import metrics as M
 
 pytestmark = pytest.mark.slow  # runs the real trainer (minutes)
@@ -21,20 +19,11 @@ SELECTION = ["trainer.rollout_selection.enable=true", "data.train_max_samples=32
 
 
 def _train(tiny: Path, out: Path, steps: int, *overrides: str) -> str:
-    env = dict(os.environ, VERL_FILE_LOGGER_PATH=str(out / f"metrics_{steps}.jsonl"), VERL_PLATFORM="cpu")
-    command = [
-        sys.executable, "-m", "hpt.main", "--config-name", "hpt_trainer_cpu",
-        f"actor_rollout_ref.model.path={tiny / 'model_warm'}",
-        f"data.train_files={tiny / 'data' / 'train.parquet'}",
-        f"data.val_files={tiny / 'data' / 'test.parquet'}",
-        f"trainer.total_training_steps={steps}", "trainer.val_before_train=false", "trainer.logger=[console,file]",
+    return run_trainer(
+        tiny, out, f"trainer.total_training_steps={steps}", "trainer.val_before_train=false",
         f"trainer.default_local_dir={out / 'ckpt'}", *SELECTION, *overrides,
-    ]
-    result = subprocess.run(command, env=env, cwd=out, capture_output=True, text=True, timeout=900)
-    log = result.stdout + result.stderr
-    (out / f"train_{steps}.log").write_text(log)
-    assert result.returncode == 0, f"training failed; log tail:\n{log[-4000:]}"
-    return log
+        metrics=f"metrics_{steps}.jsonl", log=f"train_{steps}.log",
+    )
 
 
 def _steps(path: Path) -> list[dict]:
