@@ -11,7 +11,7 @@ tried here in seconds on a CPU. One step:
 4. one loss, a sum of three weighted token means, each over its own tokens: PPO-clipped RL on the
    rollouts, the offline loss on demonstrations (x SFT weight), the off-policy loss (x off weight).
 
-    python -m hpt.data.build_tiny --out .hpt_tiny --warm-start-steps 200
+    python -m hpt.toy.build_tiny --out .hpt_tiny --warm-start-steps 200
     python examples/minimal_hpt.py --model .hpt_tiny/model_warm --data .hpt_tiny/data --gate switch
 """
 
@@ -35,8 +35,8 @@ from hpt.core import GateConfig, HybridLossParts, RebuildPlan, build_gate, count
 from hpt.core import term_counts, term_masks, weighted_token_mean
 from hpt.core.offpolicy import OffPolicyInputs, OffPolicyParams, build_off_policy_loss
 from hpt.core.schedules import ScheduleParams, build_schedule
-from hpt.data.warm_start import IGNORE_INDEX, collate, encode_example, generate_response_ids, greedy_accuracy
-from hpt.data.warm_start import prompt_ids
+from hpt.generation import generate_response_ids, prompt_ids
+from hpt.toy.warm_start import IGNORE_INDEX, collate, encode_example, greedy_accuracy
 from hpt.rewards.arithmetic import compute_score
 
 logger = logging.getLogger("minimal_hpt")

@@ -35,7 +35,7 @@ if [ -z "${MODEL_PATH:-}" ]; then
   TINY_DIR="${TINY_DIR:-$PWD/.hpt_tiny}"
   WARM_START_STEPS="${WARM_START_STEPS:-200}"
   # 512 held-out prompts: one standard error of the validation accuracy is ~2 points, so the curve is signal
-  python -m hpt.data.build_tiny --out "$TINY_DIR" --test-size 512 --warm-start-steps "$WARM_START_STEPS"
+  python -m hpt.toy.build_tiny --out "$TINY_DIR" --test-size 512 --warm-start-steps "$WARM_START_STEPS"
   if [ "$WARM_START_STEPS" = 0 ]; then START_MODEL="$TINY_DIR/model"; else START_MODEL="$TINY_DIR/model_warm"; fi
   CKPT_DIR="$PWD/checkpoints/hpt-switch-cpu"
   trap report_hint EXIT

@@ -22,7 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from hpt.data.build_tiny import ensure_asset
+from hpt.toy.build_tiny import ensure_asset
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def _rows_longest_response(rows: list[dict[str, Any]]) -> int:
 
 
 def _write_data(tmp: Path, spec: RegimeSpec) -> str:
-    from hpt.data.arithmetic import make_rows, make_splits, question_of, write_parquet
+    from hpt.toy.arithmetic import make_rows, make_splits, question_of, write_parquet
 
     train, test = make_splits(spec.train_size, spec.test_size, DATA_SEED, HARD_MAX_OPERAND, MAX_OPS, style="verify")
     hard_questions = {question_of(row) for row in train + test}
@@ -82,7 +82,7 @@ def _write_data(tmp: Path, spec: RegimeSpec) -> str:
 
 
 def _write_model(tmp: Path, seed: int) -> str:
-    from hpt.data.tiny_model import save_tiny_model
+    from hpt.toy.tiny_model import save_tiny_model
 
     return f"{save_tiny_model(tmp, seed):,} parameters"
 
@@ -98,7 +98,7 @@ def probe_competence(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from hpt.data.warm_start import greedy_accuracy, sampled_pass_rate
+    from hpt.toy.warm_start import greedy_accuracy, sampled_pass_rate
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
@@ -118,7 +118,7 @@ def build_regime(cache: Path, spec: RegimeSpec = RegimeSpec(), force: bool = Fal
     """Build (or reuse) the data, the random model and the warm-started base; probe the base."""
     import pandas as pd
 
-    from hpt.data.warm_start import warm_start
+    from hpt.toy.warm_start import warm_start
 
     cache.mkdir(parents=True, exist_ok=True)
     data_params = {"train_size": spec.train_size, "test_size": spec.test_size, "easy_size": spec.easy_size}

@@ -41,7 +41,7 @@ from benchmarks.speed.step_time import Shape, build_tiny
 from hpt.cpu.hf_generation import HFGenerationEngine, parse_sampling_params, split_generations
 from hpt.cpu.hf_rollout import HFRolloutServer, server_actor_name
 from hpt.padding import left_pad
-from hpt.data.warm_start import prompt_ids
+from hpt.generation import prompt_ids
 
 TARGET_RATIO = 0.8
 SERVER, ENGINE, DIRECT = "server", "engine_without_ray", "direct_generate"

@@ -45,7 +45,7 @@ class Shape:
 
 def build_tiny(tiny_dir: Path) -> Path:
     """Build (or find) the tiny model and task; returns the absolute directory."""
-    subprocess.run([sys.executable, "-m", "hpt.data.build_tiny", "--out", str(tiny_dir)], check=True,
+    subprocess.run([sys.executable, "-m", "hpt.toy.build_tiny", "--out", str(tiny_dir)], check=True,
                    stdout=subprocess.DEVNULL)
     return tiny_dir.resolve()
 

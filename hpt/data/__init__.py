@@ -1,5 +1,3 @@
-"""Toy task data and a tiny model, so HPT can be run end to end on a CPU with nothing downloaded.
-
-This package may import transformers, tokenizers and pandas, but never verl: building the toy assets
-must not pay for (or depend on) the trainer stack.
+"""Real-data side: preparers that turn public datasets (local files) into verl parquet, and the start-up
+checks every training file goes through. The toy world lives in ``hpt.toy``.
 """

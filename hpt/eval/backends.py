@@ -21,7 +21,7 @@ def _hf_generate(model_dir: Path, messages: Sequence[list[dict]], protocol: Eval
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from hpt.data.warm_start import generate_response_ids, prompt_ids
+    from hpt.generation import generate_response_ids, prompt_ids
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     device = "cuda" if torch.cuda.is_available() else "cpu"

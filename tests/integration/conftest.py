@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from hpt.data.build_tiny import RECOMMENDED_WARM_START_STEPS
-from hpt.data.build_tiny import main as build_tiny
+from hpt.toy.build_tiny import RECOMMENDED_WARM_START_STEPS
+from hpt.toy.build_tiny import main as build_tiny
 
 
 @pytest.fixture(scope="session")
@@ -17,7 +17,7 @@ def tiny_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def warm_tiny_dir(tmp_path_factory) -> Path:
-    """Tiny model after a short SFT warm start: it solves some prompts, not all (see hpt.data.warm_start)."""
+    """Tiny model after a short SFT warm start: it solves some prompts, not all (see hpt.toy.warm_start)."""
     out = tmp_path_factory.mktemp("tiny_warm")
     build_tiny(["--out", str(out), "--test-size", "16", "--warm-start-steps", str(RECOMMENDED_WARM_START_STEPS),
                 "--sft-stream-size", "64"])

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.integration.trainer_run import run_trainer
-from hpt.data.build_tiny import RECOMMENDED_WARM_START_STEPS
-from hpt.data.build_tiny import main as build_tiny
+from hpt.toy.build_tiny import RECOMMENDED_WARM_START_STEPS
+from hpt.toy.build_tiny import main as build_tiny
 
 VAL_ACC = "val-core/hpt/arithmetic/acc/mean@1"
 STEPS = 40

@@ -8,7 +8,7 @@ import re
 import pandas as pd
 import pytest
 
-from hpt.data.arithmetic import (
+from hpt.toy.arithmetic import (
     DATA_SOURCE,
     ArithmeticProblem,
     make_problem,

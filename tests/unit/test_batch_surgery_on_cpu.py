@@ -8,7 +8,7 @@ from verl import DataProto
 from hpt.core.gates import GateConfig, build_gate
 from hpt.core.groups import count_successes
 from hpt.core.plan import plan_rebuild
-from hpt.data.tiny_model import build_tokenizer
+from hpt.toy.tiny_model import build_tokenizer
 from hpt.trainer.batch import DemoOptions, apply_plan, demonstration_target, group_index, tokenize_demonstration
 
 PROMPT_LEN, RESPONSE_LEN, N = 5, 8, 2

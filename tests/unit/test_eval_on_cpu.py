@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from hpt.data.build_tiny import main as build_tiny
+from hpt.toy.build_tiny import main as build_tiny
 from hpt.eval.evaluate import EvalProtocol, resolve_model_dir, summarise
 from hpt.eval.passk import pass_at_k
 
@@ -70,7 +70,7 @@ class _DeviceModel:
 def test_generation_moves_inputs_to_the_model_device():
     from types import SimpleNamespace
 
-    from hpt.data.warm_start import generate_response_ids
+    from hpt.generation import generate_response_ids
 
     model = _DeviceModel()
     tokenizer = SimpleNamespace(pad_token_id=0, eos_token_id=7)

@@ -17,7 +17,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from hpt.data.build_tiny import main as build_tiny
+from hpt.toy.build_tiny import main as build_tiny
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "minimal_hpt.py"
 FRACTIONS = ("hpt/gate/sft_frac", "hpt/gate/rl_frac", "hpt/gate/off_frac", "hpt/gate/mix_frac")

@@ -14,7 +14,7 @@ from hpt.data.prepare import DATASETS, MissingColumnsError, PrepareError, Prepar
 from hpt.data.prepare.__main__ import main as cli_main
 from hpt.data.prepare.sources import load_source
 from hpt.data.templates import BOXED_INSTRUCTION, TEMPLATES, build_prompt
-from hpt.data.tiny_model import build_tokenizer
+from hpt.toy.tiny_model import build_tokenizer
 
 BOX = "\\boxed"
 ROW_KEYS = ["data_source", "prompt", "ability", "reward_model", "extra_info"]

@@ -16,7 +16,7 @@ from hpt.core.gates import build_gate
 from hpt.core.history import HistoryConfig, PromptHistory
 from hpt.core.pass_memory import MemoryConfig
 from hpt.core.selection import Decision, RolloutSelector, SelectionConfig
-from hpt.data.tiny_model import build_tokenizer
+from hpt.toy.tiny_model import build_tokenizer
 from hpt.trainer import run_state
 from hpt.trainer.ray_trainer import HPTRayTrainer, _waste_metrics
 from hpt.trainer.selection_loader import SelectingLoader, StepSelection, generated_multiple, selection_config

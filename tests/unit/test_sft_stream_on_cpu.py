@@ -15,7 +15,7 @@ from hpt.config import resolvers
 from hpt.core.gates import GateConfig, build_gate
 from hpt.core.groups import count_successes
 from hpt.core.plan import plan_rebuild
-from hpt.data import build_tiny
+from hpt.toy import build_tiny
 from hpt.main import CPU_OVERLAY, ConfigError, _check_hpt_keys
 from hpt.trainer.batch import DemoOptions, apply_plan, group_index
 from hpt.trainer.engine import WEIGHT_KEYS

@@ -9,9 +9,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from hpt.data import build_tiny
-from hpt.data.arithmetic import make_rows, question_of
-from hpt.data.tiny_model import CHARACTERS, build_model, build_tokenizer
+from hpt.toy import build_tiny
+from hpt.toy.arithmetic import make_rows, question_of
+from hpt.toy.tiny_model import CHARACTERS, build_model, build_tokenizer
 
 BUILD_ARGS = ["--train-size", "64", "--test-size", "16", "--seed", "0"]
 

@@ -6,9 +6,9 @@ import math
 import pytest
 import torch
 
-from hpt.data.build_tiny import StaleAssetError
-from hpt.data.build_tiny import main as build_tiny
-from hpt.data.warm_start import IGNORE_INDEX, REPORT_FILE, collate, response_token_loss, warm_start
+from hpt.toy.build_tiny import StaleAssetError
+from hpt.toy.build_tiny import main as build_tiny
+from hpt.toy.warm_start import IGNORE_INDEX, REPORT_FILE, collate, response_token_loss, warm_start
 
 
 def test_collate_pads_right_and_ignores_padding():

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from hpt.data.arithmetic import write_parquet
+from hpt.toy.arithmetic import write_parquet
 from hpt.data.prepare.sources import Columns, PrepareError, load_source
 from hpt.data.templates import DEFAULT_TEMPLATE, PromptTemplate, get_template
 from hpt.rewards.extract import last_boxed

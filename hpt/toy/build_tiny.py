@@ -9,7 +9,7 @@ With ``--sft-stream-size N`` it also writes ``OUT/sft_stream/sft_stream.parquet`
 of questions that are neither train nor test prompts, for ``data.sft_stream.train_files`` (a separate
 asset with its own manifest, so adding it never makes an existing ``data/`` stale).
 
-    python -m hpt.data.build_tiny --out DIR [--train-size 2000 --test-size 128 --seed 0
+    python -m hpt.toy.build_tiny --out DIR [--train-size 2000 --test-size 128 --seed 0
                                              --max-operand 9 --max-ops 3 --warm-start-steps 0
                                              --sft-stream-size 0 --force]
 """
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 MANIFEST = "hpt_build.json"
-# Measured on the default data (see hpt.data.warm_start): this many SFT steps at this lr leave the tiny
+# Measured on the default data (see hpt.toy.warm_start): this many SFT steps at this lr leave the tiny
 # model partially competent. The constants live here so --help never imports torch.
 RECOMMENDED_WARM_START_STEPS = 200
 RECOMMENDED_WARM_START_LR = 3e-3
@@ -54,7 +54,7 @@ def _non_negative_int(text: str) -> int:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse and range-check the command line; argparse reports bad values with the flag name."""
-    parser = argparse.ArgumentParser(prog="python -m hpt.data.build_tiny", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m hpt.toy.build_tiny", description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="output directory (created if missing)")
     parser.add_argument("--train-size", type=_positive_int, default=2000, help="training rows")
     parser.add_argument("--test-size", type=_positive_int, default=128, help="held-out rows (not in train)")
@@ -86,14 +86,14 @@ def _write_model(tmp: Path, seed: int) -> str:
     # Imported here so the skip path never pays for importing torch/transformers.
     from transformers.utils import logging as hf_logging
 
-    from hpt.data.tiny_model import save_tiny_model
+    from hpt.toy.tiny_model import save_tiny_model
 
     hf_logging.disable_progress_bar()  # a one-shard save needs no progress bar in the summary output
     return f"{save_tiny_model(tmp, seed):,} parameters"
 
 
 def _write_data(tmp: Path, params: dict[str, int]) -> str:
-    from hpt.data.arithmetic import make_splits, write_parquet
+    from hpt.toy.arithmetic import make_splits, write_parquet
 
     train, test = make_splits(
         params["train_size"], params["test_size"], params["seed"], params["max_operand"], params["max_ops"]
@@ -106,8 +106,8 @@ def _write_data(tmp: Path, params: dict[str, int]) -> str:
 
 def _longest_sequence(rows: list[dict[str, Any]]) -> int:
     """Tokens of the longest prompt+demonstration; an error when it does not fit the tiny model."""
-    from hpt.data.arithmetic import question_of
-    from hpt.data.tiny_model import MAX_POSITIONS
+    from hpt.toy.arithmetic import question_of
+    from hpt.toy.tiny_model import MAX_POSITIONS
 
     # One token per character, plus <bos>, the ':' generation prompt and <eos> (see tiny_model.CHAT_TEMPLATE).
     longest = max(len(question_of(row)) + len(row["extra_info"]["target"]) + 3 for row in rows)
@@ -120,7 +120,7 @@ def _longest_sequence(rows: list[dict[str, Any]]) -> int:
 
 
 def _write_sft_stream(tmp: Path, params: dict[str, int]) -> str:
-    from hpt.data.arithmetic import make_sft_stream_rows, make_splits, question_of, write_parquet
+    from hpt.toy.arithmetic import make_sft_stream_rows, make_splits, question_of, write_parquet
 
     train, test = make_splits(
         params["train_size"], params["test_size"], params["seed"], params["max_operand"], params["max_ops"]
@@ -180,7 +180,7 @@ def build(args: argparse.Namespace) -> str:
     if not args.warm_start_steps:
         return f"{data}; {model} -> {args.out}"
     # Imported only when asked for, so a plain build never pays for importing torch.
-    from hpt.data.warm_start import warm_start
+    from hpt.toy.warm_start import warm_start
 
     report = warm_start(
         args.out / "model",

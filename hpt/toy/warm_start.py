@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
-from hpt.data.build_tiny import MANIFEST, RECOMMENDED_WARM_START_LR, ensure_asset
-from hpt.padding import left_pad
+from hpt.toy.build_tiny import MANIFEST, RECOMMENDED_WARM_START_LR, ensure_asset
+from hpt.generation import generate_texts, prompt_ids
 from hpt.rewards.arithmetic import compute_score
 
 logger = logging.getLogger(__name__)
@@ -73,21 +73,6 @@ def _messages(row: dict[str, Any]) -> list[dict[str, str]]:
     return [dict(message) for message in row["prompt"]]
 
 
-def prompt_ids(
-    tokenizer: PreTrainedTokenizerBase, messages: Sequence[dict[str, str]], chat_template_kwargs: dict | None = None
-) -> list[int]:
-    """Token ids of the chat-templated prompt with the generation prompt, as the rollout engine sees it.
-
-    The text is rendered first and then tokenized: in transformers 5 ``apply_chat_template(tokenize=True)``
-    returns a BatchEncoding, and the template already holds the special tokens. ``chat_template_kwargs``
-    reach the template (e.g. Qwen3's ``enable_thinking=False``).
-    """
-    text = tokenizer.apply_chat_template(
-        list(messages), add_generation_prompt=True, tokenize=False, **(chat_template_kwargs or {})
-    )
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
-
-
 def encode_example(
     tokenizer: PreTrainedTokenizerBase, messages: Sequence[dict[str, str]], demonstration: str
 ) -> tuple[list[int], list[int]]:
@@ -126,62 +111,6 @@ def _batch_loss(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch
     return response_token_loss(logits, batch["labels"])
 
 
-@torch.no_grad()
-def generate_response_ids(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    prompts: Sequence[list[int]],
-    max_new_tokens: int,
-    temperature: float | None,
-    top_p: float | None = None,
-) -> list[list[int]]:
-    """Response token ids per prompt, cut just after the first eos; ``temperature=None`` decodes greedily.
-
-    The eos stays in: it is a token the policy chose, so an RL update must train it like any other.
-    Prompts are left-padded so every row's next token is at the same position.
-    """
-    input_ids, attention_mask = left_pad(prompts, tokenizer.pad_token_id)
-    width = input_ids.shape[1]
-    sampling = {"do_sample": False} if temperature is None else {"do_sample": True, "temperature": temperature}
-    was_training = model.training
-    model.eval()
-    try:
-        output = model.generate(
-            input_ids=input_ids.to(model.device),  # the model may sit on an accelerator
-            attention_mask=attention_mask.to(model.device),
-            max_new_tokens=max_new_tokens,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            top_k=None,
-            top_p=top_p if temperature is not None else None,
-            **sampling,
-        )
-    finally:
-        model.train(was_training)
-    responses = []
-    for ids in output[:, width:].tolist():
-        if tokenizer.eos_token_id in ids:
-            ids = ids[: ids.index(tokenizer.eos_token_id) + 1]
-        responses.append(ids)
-    return responses
-
-
-def _generate(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    prompts: Sequence[list[int]],
-    max_new_tokens: int,
-    temperature: float | None,
-) -> list[str]:
-    """Decoded responses, cut at eos; ``temperature=None`` decodes greedily."""
-    responses = []
-    for ids in generate_response_ids(model, tokenizer, prompts, max_new_tokens, temperature):
-        if ids and ids[-1] == tokenizer.eos_token_id:
-            ids = ids[:-1]
-        responses.append(tokenizer.decode(ids, skip_special_tokens=True))
-    return responses
-
-
 def _score(response: str, row: dict[str, Any]) -> float:
     return compute_score(row["data_source"], response, row["reward_model"]["ground_truth"])["score"]
 
@@ -202,7 +131,8 @@ def sampled_pass_rate(
     prompts = [prompt_ids(tokenizer, _messages(row)) for row in rows]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        responses = _generate(model, tokenizer, [ids for ids in prompts for _ in range(n)], max_new_tokens, temperature)
+        repeated = [ids for ids in prompts for _ in range(n)]
+        responses = generate_texts(model, tokenizer, repeated, max_new_tokens, temperature)
     return [
         int(sum(_score(response, row) for response in responses[i * n : (i + 1) * n])) for i, row in enumerate(rows)
     ]
@@ -213,7 +143,7 @@ def greedy_accuracy(
 ) -> float:
     """Share of rows whose greedy answer is correct."""
     prompts = [prompt_ids(tokenizer, _messages(row)) for row in rows]
-    responses = _generate(model, tokenizer, prompts, max_new_tokens, temperature=None)
+    responses = generate_texts(model, tokenizer, prompts, max_new_tokens, temperature=None)
     return sum(_score(response, row) for response, row in zip(responses, rows, strict=True)) / len(rows)
 
 
