@@ -18,7 +18,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,22 +68,32 @@ def _tokenize(texts: list[str]):
     return bm25s.tokenize(texts, stopwords="en", show_progress=False, return_ids=False)
 
 
-def write_index(corpus: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> int:
-    """Index ``corpus`` into the existing directory ``out_dir``; return the number of documents."""
+Corpora = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+
+
+def _documents(corpora: Corpora) -> list[str]:
+    """The documents of one or more corpus files, exact duplicates dropped (first kept)."""
+    paths = [corpora] if isinstance(corpora, str | os.PathLike) else list(corpora)
+    return list(dict.fromkeys(doc for path in paths for doc in read_corpus(path)))
+
+
+def write_index(corpus: Corpora, out_dir: str | os.PathLike[str]) -> int:
+    """Index the corpus file(s) into the existing directory ``out_dir``; return the number of documents."""
     import bm25s
 
-    documents = read_corpus(corpus)
+    documents = _documents(corpus)
     out_dir = Path(out_dir)
     retriever = bm25s.BM25()
     retriever.index(bm25s.tokenize(documents, stopwords="en", show_progress=False), show_progress=False)
     retriever.save(out_dir, show_progress=False)
     (out_dir / "documents.json").write_text(json.dumps(documents))
-    manifest = {"format": FORMAT, "documents": len(documents), "corpus": str(Path(corpus).resolve())}
+    paths = [corpus] if isinstance(corpus, str | os.PathLike) else corpus
+    manifest = {"format": FORMAT, "documents": len(documents), "corpus": [str(Path(p).resolve()) for p in paths]}
     (out_dir / MANIFEST).write_text(json.dumps(manifest) + "\n")
     return len(documents)
 
 
-def build_index(corpus: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> int:
+def build_index(corpus: Corpora, out_dir: str | os.PathLike[str]) -> int:
     """Index ``corpus`` into ``out_dir``, replaced atomically (readers never see half an index)."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)

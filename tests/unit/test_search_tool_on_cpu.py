@@ -44,6 +44,14 @@ def test_top_hit_is_the_fact_that_matches_entity_and_attribute(index_dir: Path) 
     assert len(index.search("moons", top_k=50)) == 2, "top_k beyond the corpus returns every match"
 
 
+def test_several_corpora_make_one_index_without_duplicates(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    first.write_text('{"contents": "zorbex moons 4"}\n{"contents": "kalitu roads 1"}\n')
+    second.write_text('{"text": "kalitu roads 1"}\n{"text": "pomire hills 9"}\n')
+    assert build_index([first, second], tmp_path / "index") == 3
+    assert load_index(tmp_path / "index").documents == ["zorbex moons 4", "kalitu roads 1", "pomire hills 9"]
+
+
 def test_missing_index_names_the_command_that_builds_it(tmp_path: Path) -> None:
     with pytest.raises(IndexMissingError, match="python -m hpt.tools.build_index --corpus"):
         load_index(tmp_path / "nowhere")
