@@ -123,9 +123,9 @@ class SearchIndex:
         """The ``top_k`` best documents with a positive score, best first (none when no query term is indexed)."""
         if top_k < 1:
             raise ValueError(f"top_k must be >= 1, got {top_k}")
-        tokens = _tokenize([query])
         k = min(top_k, len(self.documents))
         with self.lock:
+            tokens = _tokenize([query])
             ids, scores = self.retriever.retrieve(tokens, k=k, show_progress=False, n_threads=1)
         return [self.documents[int(i)] for i, score in zip(ids[0], scores[0], strict=True) if score > 0]
 

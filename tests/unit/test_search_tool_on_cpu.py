@@ -96,6 +96,18 @@ def test_bad_arguments_and_a_raising_backend_become_counted_error_observations(i
     assert search_module.call_counts()["errors"] - before["errors"] == 2
 
 
+def test_concurrent_calls_each_get_their_own_fact(index_dir: Path) -> None:
+    """verl runs every tool call of a batch at once; a shared index must answer each correctly."""
+    tool = SearchTool({"type": "native", "index_dir": str(index_dir)}, None)
+    queries = [fact.rsplit(" ", 1)[0] for fact in FACTS] * 13
+
+    async def all_calls():
+        return await asyncio.gather(*(tool.execute(str(i), {"query": q}) for i, q in enumerate(queries)))
+
+    answers = [response.text for response, _, _ in asyncio.run(all_calls())]
+    assert answers == FACTS * 13
+
+
 def test_config_needs_exactly_one_backend(index_dir: Path) -> None:
     with pytest.raises(ValueError, match="exactly one of index_dir"):
         SearchTool({"type": "native"}, None)
