@@ -73,6 +73,15 @@ REQUIREMENTS: tuple[Requirement, ...] = (
     Requirement("verl.workers.rollout.base", "BaseRollout", "base class of the hf rollout adapter"),
     Requirement("verl.workers.rollout.replica", "RolloutReplicaRegistry.register", "registers the hf replica"),
     Requirement("verl.workers.rollout.replica", "RolloutReplica.launch_servers", "started by the hf replica"),
+    # the search tool (hpt/tools/search.py)
+    Requirement("verl.tools.base_tool", "BaseTool.execute", "the search tool overrides it",
+                ("self", "instance_id", "parameters")),
+    Requirement("verl.experimental.agent_loop.tool_agent_loop", "ToolAgentLoop._call_tool",
+                "passes the trajectory's AgentData to BaseTool.execute (the tool counts calls in it)",
+                mentions="agent_data=agent_data"),
+    Requirement("verl.experimental.agent_loop.agent_loop", "AgentLoopWorker._postprocess",
+                "copies each trajectory's extra_fields (the tool's call counts) into non_tensor_batch",
+                mentions="extra_fields"),
     # the loss (hpt/trainer/actor_loss.py, custom_contract.py, policy_losses.py)
     Requirement(_ALGOS, "agg_loss", "aggregates every term over hpt's global counts",
                 ("loss_mat", "loss_mask", "loss_agg_mode", "dp_size", "batch_num_tokens", "global_batch_size",
