@@ -4,7 +4,7 @@ demonstration and RL rows of the rebuilt batch contain.
 verl's agent loop reports only ``num_turns`` per rollout (``__num_turns__``). Tool calls are read back
 from each rollout's assistant turns (the maximal runs of loss-mask tokens) with the rollout's own tool
 parser, so they count what the agent loop ran, in any tool-call format; tool errors are the tool
-results that carry verl's error observations.
+results that carry verl's error observations plus the failures hpt's own tools report per trajectory.
 """
 
 import verl  # noqa: F401  (first: lets verl load hpt's plugin before the imports below)
@@ -16,6 +16,7 @@ from verl import DataProto
 
 from hpt import metrics as M
 from hpt.core.plan import RebuildPlan
+from hpt.tools.search import ERRORS_FIELD
 from hpt.trainer.batch import Demonstration
 from hpt.trainer.multiturn import TOOL_AGENT, TurnReplayer, run_sync
 
@@ -52,6 +53,9 @@ def rollout_tool_calls(batch: DataProto, replayer: TurnReplayer) -> tuple[np.nda
     decode = replayer.tokenizer.decode
     errors = np.array([sum(decode(ids).count(marker) for ids in context for marker in TOOL_ERROR_MARKERS)
                        for _, context in per_row])
+    reported = batch.non_tensor_batch.get(ERRORS_FIELD)  # failures hpt's own tools count (e.g. search errors)
+    if reported is not None:
+        errors = errors + np.array([int(value or 0) for value in reported])
     return calls, errors
 
 
