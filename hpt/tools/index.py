@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,7 @@ logger = logging.getLogger(__name__)
 MANIFEST = "hpt_index.json"
 TEXT_KEYS = ("contents", "text")
 FORMAT = 1
+NO_RESULTS = "no results"
 
 
 class IndexMissingError(FileNotFoundError):
@@ -66,22 +68,29 @@ def _tokenize(texts: list[str]):
     return bm25s.tokenize(texts, stopwords="en", show_progress=False, return_ids=False)
 
 
-def build_index(corpus: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> int:
-    """Index ``corpus`` into ``out_dir`` (replaced atomically); return the number of documents."""
+def write_index(corpus: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> int:
+    """Index ``corpus`` into the existing directory ``out_dir``; return the number of documents."""
     import bm25s
 
     documents = read_corpus(corpus)
+    out_dir = Path(out_dir)
+    retriever = bm25s.BM25()
+    retriever.index(bm25s.tokenize(documents, stopwords="en", show_progress=False), show_progress=False)
+    retriever.save(out_dir, show_progress=False)
+    (out_dir / "documents.json").write_text(json.dumps(documents))
+    manifest = {"format": FORMAT, "documents": len(documents), "corpus": str(Path(corpus).resolve())}
+    (out_dir / MANIFEST).write_text(json.dumps(manifest) + "\n")
+    return len(documents)
+
+
+def build_index(corpus: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> int:
+    """Index ``corpus`` into ``out_dir``, replaced atomically (readers never see half an index)."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-building-", dir=out_dir.parent))
     old = out_dir.with_name(f".{out_dir.name}-old-{tmp.name}")
     try:
-        retriever = bm25s.BM25()
-        retriever.index(bm25s.tokenize(documents, stopwords="en", show_progress=False), show_progress=False)
-        retriever.save(tmp, show_progress=False)
-        (tmp / "documents.json").write_text(json.dumps(documents))
-        manifest = {"format": FORMAT, "documents": len(documents), "corpus": str(Path(corpus).resolve())}
-        (tmp / MANIFEST).write_text(json.dumps(manifest) + "\n")
+        count = write_index(corpus, tmp)
         tmp.chmod(0o755)
         if out_dir.exists():
             out_dir.rename(old)
@@ -89,7 +98,7 @@ def build_index(corpus: str | os.PathLike[str], out_dir: str | os.PathLike[str])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     shutil.rmtree(old, ignore_errors=True)
-    return len(documents)
+    return count
 
 
 @dataclass
@@ -142,3 +151,20 @@ def shared_index(index_dir: str | os.PathLike[str]) -> SearchIndex:
             _loaded[key] = load_index(key)
             logger.info("loaded search index %s (%d documents)", key, len(_loaded[key].documents))
         return _loaded[key]
+
+
+def search_observation(parameters: object, search: Callable[[str], list[str]]) -> tuple[str, bool]:
+    """What the model reads after calling ``search`` with ``parameters``, and whether the call failed.
+
+    Shared by the verl tool and the toy's in-process rollouts so both answer a call identically: the
+    documents joined by newlines, ``no results``, or ``search error: <type>: <message>`` for bad
+    arguments and any exception of the backend (never raised: a failing tool must not kill a step).
+    """
+    query = parameters.get("query") if isinstance(parameters, dict) else None
+    try:
+        if not isinstance(query, str) or not query.strip():
+            raise ValueError(f"search needs a non-empty string argument 'query', got {parameters!r}")
+        return "\n".join(search(query)) or NO_RESULTS, False
+    except Exception as err:  # noqa: BLE001 - any failure becomes an observation, never a dead step
+        logger.warning("search failed: %s: %s", type(err).__name__, err)
+        return f"search error: {type(err).__name__}: {err}", True

@@ -20,7 +20,6 @@ import verl  # noqa: F401  (first: a Ray worker may import this module before an
 
 import asyncio
 import json
-import logging
 import threading
 import urllib.request
 from typing import Any
@@ -28,25 +27,10 @@ from typing import Any
 from verl.tools.base_tool import BaseTool
 from verl.tools.schemas import OpenAIFunctionToolSchema, ToolResponse
 
-from hpt.tools.index import shared_index
-
-logger = logging.getLogger(__name__)
+from hpt.tools.index import search_observation, shared_index
+from hpt.tools.schemas import SEARCH_SCHEMA
 
 CALLS_FIELD, ERRORS_FIELD = "hpt_tool_calls", "hpt_tool_errors"  # per-trajectory counts in agent_data.extra_fields
-NO_RESULTS = "no results"
-DEFAULT_SCHEMA = {
-    "type": "function",
-    "function": {
-        "name": "search",
-        "description": "Search the corpus; returns the best matching documents.",
-        "parameters": {
-            "type": "object",
-            "properties": {"query": {"type": "string", "description": "what to look up"}},
-            "required": ["query"],
-        },
-    },
-}
-
 _counts = {"calls": 0, "errors": 0}
 _counts_lock = threading.Lock()
 
@@ -77,7 +61,7 @@ class SearchTool(BaseTool):
     """``search(query)``: the ``top_k`` BM25 documents joined by newlines, or an error observation."""
 
     def __init__(self, config: dict, tool_schema: OpenAIFunctionToolSchema | None):
-        schema = tool_schema or OpenAIFunctionToolSchema.model_validate(DEFAULT_SCHEMA)
+        schema = tool_schema or OpenAIFunctionToolSchema.model_validate(SEARCH_SCHEMA)
         super().__init__(config, schema)
         self.top_k = int(config.get("top_k", 1))
         self.timeout_s = float(config.get("timeout_s", 30.0))
@@ -97,15 +81,7 @@ class SearchTool(BaseTool):
 
     async def execute(self, instance_id: str, parameters: dict[str, Any], **kwargs) -> tuple[ToolResponse, float, dict]:
         """Run one search; never raises (a failure is an observation the model reads and a counted error)."""
-        query = parameters.get("query") if isinstance(parameters, dict) else None
-        try:
-            if not isinstance(query, str) or not query.strip():
-                raise ValueError(f"search needs a non-empty string argument 'query', got {parameters!r}")
-            documents = await asyncio.to_thread(self._search, query)
-            text, error = "\n".join(documents) or NO_RESULTS, False
-        except Exception as err:  # noqa: BLE001 - any failure becomes an observation, never a dead step
-            text, error = f"search error: {type(err).__name__}: {err}", True
-            logger.warning("search tool call failed: %s", text)
+        text, error = await asyncio.to_thread(search_observation, parameters, self._search)
         _count(error)
         agent_data = kwargs.get("agent_data")
         if agent_data is not None:

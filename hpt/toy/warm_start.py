@@ -106,7 +106,8 @@ def response_token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Ten
     )
 
 
-def _batch_loss(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+def batch_loss(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The labelled-token loss of one collated batch (shared with ``hpt.toy.agent_warm_start``)."""
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     return response_token_loss(logits, batch["labels"])
 
@@ -147,7 +148,7 @@ def greedy_accuracy(
     return sum(_score(response, row) for response, row in zip(responses, rows, strict=True)) / len(rows)
 
 
-def _train(
+def train_examples(
     model: PreTrainedModel,
     examples: Sequence[tuple[list[int], list[int]]],
     pad_token_id: int,
@@ -165,7 +166,7 @@ def _train(
         while len(order) < batch_size:
             order += torch.randperm(len(examples), generator=generator).tolist()
         indices, order = order[:batch_size], order[batch_size:]
-        loss = _batch_loss(model, collate([examples[i] for i in indices], pad_token_id))
+        loss = batch_loss(model, collate([examples[i] for i in indices], pad_token_id))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -193,10 +194,10 @@ def _run(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # the tiny model has no dropout, but a base model with some stays repeatable
         with torch.no_grad():
-            initial_loss = _batch_loss(model, eval_batch).item()
-        _train(model, examples, tokenizer.pad_token_id, steps, batch_size, lr, seed)
+            initial_loss = batch_loss(model, eval_batch).item()
+        train_examples(model, examples, tokenizer.pad_token_id, steps, batch_size, lr, seed)
         with torch.no_grad():
-            final_loss = _batch_loss(model, eval_batch).item()
+            final_loss = batch_loss(model, eval_batch).item()
     counts = sampled_pass_rate(model, tokenizer, eval_rows, n=SAMPLES_PER_PROMPT, seed=seed)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
@@ -219,7 +220,7 @@ def _run(
     return report
 
 
-def _fingerprint(paths: Sequence[Path]) -> str:
+def fingerprint(paths: Sequence[Path]) -> str:
     """sha256 over file names and contents: a changed base model or data set makes the warm start stale."""
     digest = hashlib.sha256()
     for path in paths:
@@ -250,8 +251,8 @@ def warm_start(
         "batch_size": batch_size,
         "lr": lr,
         "seed": seed,
-        "base_model_sha256": _fingerprint(sorted(p for p in model_dir.iterdir() if p.is_file() and p.name != MANIFEST)),
-        "train_data_sha256": _fingerprint([train_parquet]),
+        "base_model_sha256": fingerprint(sorted(p for p in model_dir.iterdir() if p.is_file() and p.name != MANIFEST)),
+        "train_data_sha256": fingerprint([train_parquet]),
     }
     built: list[WarmStartReport] = []
 
