@@ -24,7 +24,19 @@ def run_dir(tmp_path_factory) -> Path:
     build_agent(["--out", str(agent), "--entities", "40", "--train-size", "128", "--val-size", "8",
                  "--test-size", "8"])
     out = tmp_path_factory.mktemp("agent_e2e")
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path.cwd()), os.environ.get("PYTHONPATH")]))
+    saved = os.environ.get("PYTHONPATH")  # Ray workers import the tool class (hpt.tools.search) from this tree
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parents[2]), saved]))
+    try:
+        _train(agent, out)
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONPATH")
+        else:
+            os.environ["PYTHONPATH"] = saved
+    return out
+
+
+def _train(agent: Path, out: Path) -> None:
     run_trainer(
         agent, out, f"trainer.total_training_steps={STEPS}", "trainer.val_before_train=false",
         f"trainer.test_freq={STEPS}", "trainer.unify_strategy=switch",
@@ -37,7 +49,6 @@ def run_dir(tmp_path_factory) -> Path:
         "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=16",
         timeout=1200,
     )
-    return out
 
 
 def _steps(run_dir: Path) -> list[dict]:
