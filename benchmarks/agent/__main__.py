@@ -1,6 +1,6 @@
 """Multi-turn tool rollouts vs single-turn ones: step time per generated token, and the tool's share.
 
-    python -m benchmarks.agent [--steps 6 --warmup 2 --out benchmarks/agent/results.json]
+    python -m benchmarks.agent [--steps 6 --warmup 2 --out benchmarks/agent/results.json --agent-dir .hpt_agent]
 
 Two runs of the real CPU trainer (GRPO, ``unify_strategy=no``, same shape) on the agent toy
 (``python -m hpt.toy.build_agent``, warm-started so that it calls the search tool): the tool-agent rows
@@ -61,11 +61,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results.json")
+    parser.add_argument("--agent-dir", type=Path, help="an agent toy already built (default: build one)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
-        subprocess.run([sys.executable, "-m", "hpt.toy.build_agent", "--out", str(root / "agent"), "--entities", "40",
-                        "--train-size", "128", "--val-size", "8", "--test-size", "8"], check=True)
+        if args.agent_dir:
+            (root / "agent").symlink_to(args.agent_dir.resolve())
+        else:
+            subprocess.run([sys.executable, "-m", "hpt.toy.build_agent", "--out", str(root / "agent"), "--entities",
+                            "40", "--train-size", "128", "--val-size", "8", "--test-size", "8"], check=True)
         tools = f"actor_rollout_ref.rollout.multi_turn.tool_config_path={root / 'agent' / 'tools' / 'search.yaml'}"
         runs = {}
         for name, single in (("multi_turn", False), ("single_turn", True)):
