@@ -22,7 +22,6 @@ def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("agent_checks")
     save_tool_model(root / "tool_model", seed=0)
     save_tiny_model(root / "tiny_model", seed=0)
-    (root / "search_tool.py").write_text(SEARCH_TOOL)
     return root
 
 
@@ -37,7 +36,7 @@ def _data(root, name: str, turns, agent: str = "tool_agent") -> str:
 
 def _config(root, data: str, *overrides: str, model: str = "tool_model", tools: bool = True):
     resolvers.register()
-    tool = [f"actor_rollout_ref.rollout.multi_turn.function_tool_path={root / 'search_tool.py'}"] if tools else []
+    tool = [f"actor_rollout_ref.rollout.multi_turn.function_tool_path={SEARCH_TOOL}"] if tools else []
     with initialize_config_module("hpt.config", version_base=None):
         return compose(CPU_OVERLAY, overrides=[
             f"actor_rollout_ref.model.path={root / model}", f"data.train_files={data}", f"data.val_files={data}",

@@ -35,9 +35,8 @@ def _answer(text: str) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def replayer(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tools") / "search_tool.py"
-    path.write_text(SEARCH_TOOL)
+def replayer():
+    path = SEARCH_TOOL
     tokenizer = build_tool_tokenizer()
     builder = create_continuous_token_builder(tokenizer, hf_model_type="qwen3")
     tools = load_tools(OmegaConf.create({"function_tool_path": str(path), "tool_config_path": None}))

@@ -24,7 +24,6 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("agent_stream")
     save_tool_model(root / "model", seed=0)
     write_parquet(make_rows(make_world(10, 0), 12, 0, "train", (1, 1, 1)), root / "stream.parquet")
-    (root / "search_tool.py").write_text(SEARCH_TOOL)
     tokenizer = AutoTokenizer.from_pretrained(root / "model")
     builder = create_continuous_token_builder(tokenizer, hf_model_type="qwen3")
     tools = load_tools(resolvers_config(root).actor_rollout_ref.rollout.multi_turn)
@@ -37,7 +36,7 @@ def resolvers_config(root):
     with initialize_config_module("hpt.config", version_base=None):
         return compose(CPU_OVERLAY, overrides=[
             "data.max_prompt_length=128", "data.max_response_length=256",
-            f"actor_rollout_ref.rollout.multi_turn.function_tool_path={root / 'search_tool.py'}"])
+            f"actor_rollout_ref.rollout.multi_turn.function_tool_path={SEARCH_TOOL}"])
 
 
 def _batch(tokenizer) -> DataProto:

@@ -3,6 +3,7 @@ demo rows (attention vs loss), and bad ``target_turns``."""
 
 import verl  # noqa: F401
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,22 +18,7 @@ from hpt.toy.tool_model import build_tool_tokenizer, tool_call_text
 from hpt.trainer.batch import demonstration_rows
 from hpt.trainer.multiturn import DemoTurnsError, TurnLimits, TurnReplayer, load_tools, parse_turns
 
-SEARCH_TOOL = '''
-from verl.tools.function_tool import function_tool
-
-
-@function_tool("search")
-def search(query: str) -> str:
-    """Look a fact up.
-
-    Args:
-        query: what to look up
-    """
-    return RESULTS.get(query, "nothing found")
-
-
-RESULTS = {"zorbex moons": "zorbex has 4 moons", "quil moons": "quil has 3 moons"}
-'''
+SEARCH_TOOL = Path(__file__).parents[1] / "data" / "search_function_tool.py"  # one file: verl registers a name once
 PROMPT = [{"role": "user", "content": "how many moons do zorbex and quil have?"}]
 TURNS = [
     {"role": "assistant", "content": tool_call_text("search", {"query": "zorbex moons"})},
@@ -49,10 +35,8 @@ def tokenizer():
 
 
 @pytest.fixture(scope="module")
-def multi_turn(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tools") / "search_tool.py"
-    path.write_text(SEARCH_TOOL)
-    return OmegaConf.create({"function_tool_path": str(path), "tool_config_path": None, "format": "hermes"})
+def multi_turn():
+    return OmegaConf.create({"function_tool_path": str(SEARCH_TOOL), "tool_config_path": None, "format": "hermes"})
 
 
 @pytest.fixture(scope="module")
