@@ -29,6 +29,7 @@ from typing import Any
 
 from hpt.rewards import arithmetic
 from hpt.rewards import math as math_verifier
+from hpt.rewards import qa
 
 logger = logging.getLogger(__name__)
 
@@ -203,6 +204,7 @@ def _arithmetic(data_source: str, solution_str: str, ground_truth: Any, extra_in
 
 register_verifier("hpt/arithmetic", _arithmetic)
 register_verifier("hpt/facts", _arithmetic)  # the fact-lookup toy (hpt.toy.facts) answers the same way
+register_verifier("hotpotqa", qa.compute_score)  # exact match on <answer>...</answer> (hpt.data.prepare hotpotqa)
 # Every math source gets the math verifier; its mode (lenient or strict) defaults per source:
 # hpt.rewards.math.SOURCE_MODES.
 for _source in MATH_DATA_SOURCES:

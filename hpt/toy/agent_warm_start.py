@@ -115,8 +115,8 @@ def agent_rollouts(
 
 def _competence(model, tokenizer, rows, val_rows, search, limits: RolloutLimits, seed: int) -> dict[str, float]:
     """The report's behaviour fields, measured with greedy and sampled rollouts."""
-    greedy, greedy_scores = agent_rollouts(model, tokenizer, rows, search, limits)
-    _, val_scores = agent_rollouts(model, tokenizer, val_rows, search, limits)
+    both, both_scores = agent_rollouts(model, tokenizer, [*rows, *val_rows], search, limits)  # one batch
+    greedy, greedy_scores, val_scores = both[: len(rows)], both_scores[: len(rows)], both_scores[len(rows) :]
     n = SAMPLES_PER_PROMPT
     sampled, scores = agent_rollouts(model, tokenizer, rows, search, limits, n=n, temperature=1.0, seed=seed)
     counts = [int(sum(scores[i * n : (i + 1) * n])) for i in range(len(rows))]
