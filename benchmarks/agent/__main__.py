@@ -41,8 +41,10 @@ def _toy(root: Path, single_turn: bool) -> Path:
     (out / "model").symlink_to(root / "agent" / "model_warm")
     for split in ("train", "test"):
         frame = pd.read_parquet(root / "agent" / "data" / f"{split}.parquet")
-        if single_turn:
+        if single_turn:  # GRPO needs no demonstration; a trajectory on a single-turn row is refused at start-up
             frame["agent_name"] = "single_turn_agent"
+            infos = frame["extra_info"]
+            frame["extra_info"] = [{k: v for k, v in info.items() if k != "target_turns"} for info in infos]
         frame.to_parquet(out / "data" / f"{split}.parquet")
     return out
 
