@@ -49,6 +49,8 @@ _TRAINER = "verl.trainer.ppo.ray_trainer"
 _ALGOS = "verl.trainer.ppo.core_algos"
 _FSDP = "verl.workers.engine.fsdp.transformer_impl"
 _RUNNER = "verl.trainer.main_ppo_v0"
+_CT = "verl.utils.tokenizer.continuous_token"
+_TOOL_LOOP = "verl.experimental.agent_loop.tool_agent_loop"
 
 REQUIREMENTS: tuple[Requirement, ...] = (
     # platform and CPU set-up (hpt/cpu/platform.py)
@@ -121,6 +123,36 @@ REQUIREMENTS: tuple[Requirement, ...] = (
                 mentions="self.train_dataloader"),
     Requirement("verl.utils.tokenizer.continuous_token_wiring", "create_continuous_token_builder",
                 "SFT-stream and routed prompts are templated as the agent loop templates them"),
+    # multi-turn demonstrations and tool telemetry (hpt/trainer/multiturn.py, agent_metrics.py)
+    Requirement(_CT, "ContinuousTokenBuilder.build_initial_tokens", "tool-agent prompts are templated with the tools",
+                ("self", "messages", "tools")),
+    Requirement(_CT, "ContinuousTokenBuilder.merge_assistant_tokens", "a demonstration's assistant turn is appended "
+                "as a rollout's generated turn", ("self", "runtime_token_ids", "assistant_token_ids")),
+    Requirement(_CT, "ContinuousTokenBuilder.merge_context_tokens", "a demonstration's tool results are merged as a "
+                "rollout's", ("self", "previous_messages", "updated_messages", "runtime_token_ids", "tools")),
+    Requirement(_CT, "ContinuousTokenBuilder.align_response_metadata", "the demonstration's loss mask",
+                ("self", "merge_result", "response_mask")),
+    Requirement(_TOOL_LOOP, "ToolAgentLoop._handle_generating_state", "the replay stops where a rollout stops",
+                mentions="len(agent_data.response_mask) >= self.response_length"),
+    Requirement(_TOOL_LOOP, "ToolAgentLoop._handle_processing_tools_state", "the replay drops a tool turn that "
+                "overflows, as a rollout does", mentions="if len(response_mask) >= self.response_length"),
+    Requirement(_TOOL_LOOP, "ToolAgentLoop._call_tool", "tool results are clipped as the rollout clips them",
+                mentions="max_tool_response_length"),
+    Requirement(_TOOL_LOOP, "ToolAgentLoop._call_tool", "hpt/agent/tool_errors counts this observation",
+                mentions="Unknown function '"),
+    Requirement(_TOOL_LOOP, "ToolAgentLoop._call_tool", "hpt/agent/tool_errors counts this observation",
+                mentions="Invalid JSON in arguments for '"),
+    Requirement(_TOOL_LOOP, "ToolAgentLoop._call_tool", "hpt/agent/tool_errors counts this observation",
+                mentions="Error executing tool '"),
+    Requirement("verl.experimental.agent_loop.tool_parser", "ToolParser.get_tool_parser",
+                "demonstrations and rollouts are parsed by the rollout's tool parser", ("name", "tokenizer")),
+    Requirement("verl.tools.tool_registry", "load_all_tools", "the trainer loads the rollout's tools once",
+                ("tool_config_path", "function_tool_path")),
+    Requirement("verl.tools.schemas", "OpenAIFunctionCallSchema.from_openai_function_parsed_schema",
+                "a demonstration's history message is the rollout's", ("parsed_schema",)),
+    Requirement("verl.utils.import_utils", "resolve_config_path", "tool paths resolve as the agent loop resolves them"),
+    Requirement("verl.experimental.agent_loop.agent_loop", "AgentLoopWorker._postprocess",
+                "hpt/agent/turns_mean reads each rollout's __num_turns__", mentions="__num_turns__"),
     Requirement(_RUNNER, "BaseTaskRunner.add_actor_rollout_worker", "HPTTaskRunner's set-up", ("self", "config")),
     Requirement(_RUNNER, "BaseTaskRunner.add_ref_policy_worker", "HPTTaskRunner's set-up", ("self", "config")),
     Requirement(_RUNNER, "BaseTaskRunner.init_resource_pool_mgr", "HPTTaskRunner's set-up", ("self", "config")),

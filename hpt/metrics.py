@@ -1,6 +1,7 @@
 """Every metric key hpt logs, declared once.
 
-Namespaces: ``hpt/gate``, ``hpt/batch``, ``hpt/rollout``, ``hpt/selection``, ``hpt/loss``, ``hpt/update``.
+Namespaces: ``hpt/gate``, ``hpt/batch``, ``hpt/rollout``, ``hpt/selection``, ``hpt/loss``, ``hpt/update``,
+``hpt/agent`` (tool rollouts and multi-turn demonstrations).
 """
 
 from hpt.core.gates import Mode
@@ -41,3 +42,10 @@ LOSS_OFF = "hpt/loss/off"  # off-policy RL term on demonstration tokens (weighte
 LOSS_RL = "hpt/loss/rl"  # policy-gradient term on on-policy tokens (with loss_mode=custom: the custom loss)
 UPDATE_SKIPPED_NONFINITE = "hpt/update/skipped_nonfinite"  # share of the step's updates skipped (grad norm not finite)
 CUSTOM_PREFIX = "hpt/custom/"  # transport prefix of a custom loss's own metrics; stripped before logging
+AGENT_TURNS = "hpt/agent/turns_mean"  # verl's num_turns (user prompt + assistant turns + tool turns) per rollout
+AGENT_TOOL_CALL_SHARE = "hpt/agent/tool_call_share"  # share of rollouts with at least one tool call
+AGENT_TOOL_CALLS = "hpt/agent/tool_calls_mean"  # tool calls run per rollout (the rollout's parser on its turns)
+AGENT_TOOL_ERRORS = "hpt/agent/tool_errors"  # tool results that are verl's error observations (unknown tool, bad args)
+AGENT_DEMO_TURNS_DROPPED = "hpt/agent/demo_turns_dropped"  # assistant turns cut from demonstrations by the budget
+AGENT_DEMO_TOOL_ROWS = "hpt/agent/demo_rows_with_tool_calls"  # trained demonstration rows that call a tool
+AGENT_RL_TOOL_ROWS = "hpt/agent/rl_rows_with_tool_calls"  # rollouts kept for RL (weight > 0) that call a tool

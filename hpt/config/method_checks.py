@@ -59,7 +59,8 @@ def _check_demonstrations(config: Any, strategy: str) -> None:
 
 
 def has_demonstration_column(path: Path) -> bool:
-    """Whether a parquet file's ``extra_info`` struct has a ``target`` field (schema only, no rows read)."""
+    """Whether a parquet file's ``extra_info`` struct has a ``target`` (or multi-turn ``target_turns``) field
+    (schema only, no rows read)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -67,4 +68,6 @@ def has_demonstration_column(path: Path) -> bool:
     if "extra_info" not in schema.names:
         return False
     field_type = schema.field("extra_info").type
-    return pa.types.is_struct(field_type) and field_type.get_field_index("target") >= 0
+    return pa.types.is_struct(field_type) and any(
+        field_type.get_field_index(name) >= 0 for name in ("target", "target_turns")
+    )

@@ -18,7 +18,11 @@ from omegaconf import OmegaConf
 
 logger = logging.getLogger(__name__)
 
-DEMO_FIELD, INDEX_FIELD = "target", "index"
+DEMO_FIELD, TURNS_FIELD, INDEX_FIELD = "target", "target_turns", "index"
+
+
+def _blank(value: Any) -> bool:
+    return not isinstance(value, str) or not value.strip()
 
 
 def _local_parquets(files: Any) -> list[Path]:
@@ -68,12 +72,14 @@ def check_demonstrations(path: Path) -> tuple[int, int]:
             f"{path}: extra_info.{DEMO_FIELD} must be the demonstration text (a string), found {len(bad)} other "
             f"value(s) ({examples}); convert them to text, or leave them empty to train those prompts on rollouts only"
         )
-    missing = sum(1 for t in targets if t is None or not t.strip())
+    turns = extra_info_field(path, TURNS_FIELD) or [None] * len(targets)
+    missing = sum(1 for t, m in zip(targets, turns, strict=True) if _blank(t) and _blank(m))
     if missing:
         logger.warning(
-            "%s: %d of %d rows have no demonstration (missing or empty extra_info.%s); a group the gate sends to "
-            "its demonstration trains on its rollouts instead, counted each step in hpt/gate/missing_demo_groups",
-            path, missing, len(targets), DEMO_FIELD,
+            "%s: %d of %d rows have no demonstration (missing or empty extra_info.%s and .%s); a group the gate "
+            "sends to its demonstration trains on its rollouts instead, counted each step in "
+            "hpt/gate/missing_demo_groups",
+            path, missing, len(targets), DEMO_FIELD, TURNS_FIELD,
         )
     return missing, len(targets)
 
@@ -119,7 +125,8 @@ def check_training_rows(config: Any) -> None:
         counts = [check_demonstrations(path) for path in train]
         if sum(missing for missing, _ in counts) == sum(rows for _, rows in counts):
             raise ValueError(
-                f"no row of data.train_files has a demonstration in extra_info.{DEMO_FIELD}, so no prompt can be "
+                f"no row of data.train_files has a demonstration in extra_info.{DEMO_FIELD} or .{TURNS_FIELD}, so no "
+                "prompt can be "
                 f"trained on one (trainer.unify_strategy={trainer.get('unify_strategy')!r}); add demonstrations, "
                 "or set trainer.unify_strategy=no for plain GRPO"
             )

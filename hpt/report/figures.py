@@ -43,13 +43,18 @@ def matching(pattern: re.Pattern[str]) -> KeySelector:
     return lambda present: sorted(key for key in present if pattern.match(key))
 
 
+def only_with(key: str, select: KeySelector) -> KeySelector:
+    """``select``'s keys when the log has ``key``, else none (a figure only some runs have)."""
+    return lambda present: select(present) if key in set(present) else []
+
+
 @dataclass(frozen=True)
 class FigureSpec:
     name: str  # PNG file stem
     title: str
     ylabel: str
     select: KeySelector
-    absent: str  # what the summary says when the log has none of the figure's metrics
+    absent: str  # what the summary says when the log has none of the figure's metrics ("": say nothing)
     one_panel_per_metric: bool = False  # for metrics on different scales (the loss terms)
     unit_interval: bool = False  # y axis fixed to [0, 1] (fractions)
 
@@ -68,6 +73,10 @@ FIGURES = (
     FigureSpec(
         "reward", "Mean reward per step", "reward", listed(M.REWARD_MEAN, VERL_SCORE_MEAN),
         f"neither `{M.REWARD_MEAN}` nor `{VERL_SCORE_MEAN}`: no training step logged yet",
+    ),
+    FigureSpec(
+        "tool_use", "Tool agents: success rate and share of rollouts that call a tool", "fraction of rollouts",
+        only_with(M.AGENT_TOOL_CALL_SHARE, listed(M.GATE_PASS_RATE, M.AGENT_TOOL_CALL_SHARE)), "", unit_interval=True,
     ),
     FigureSpec(
         "validation", "Validation (verl's val-core mean@n per data source)", "mean@n", matching(VALIDATION_CORE),

@@ -18,7 +18,7 @@ def render_summary(log: MetricsLog, figures: list[DrawnFigure]) -> str:
         lines += ["", "## Curves", ""]
         for figure in drawn:
             lines += [f"![{figure.spec.title}]({figure.path.name})", ""]
-    skipped = [figure for figure in figures if figure.path is None]
+    skipped = [figure for figure in figures if figure.path is None and figure.spec.absent]
     if skipped:
         lines += ["## Not in this log", ""]
         lines += [f"- {figure.spec.name}: {figure.spec.absent}" for figure in skipped]

@@ -24,10 +24,18 @@ from hpt.trainer.engine import WEIGHT_KEYS
 
 @dataclass(frozen=True)
 class Demonstration:
-    """A demonstration's response token ids (EOS included), cut to the response budget."""
+    """A demonstration's response token ids (EOS included), cut to the response budget.
+
+    ``loss_mask`` (same length; None = every token) marks the tokens the policy emits: a multi-turn
+    demonstration's tool results and template scaffolding are attended context with mask 0.
+    ``dropped_turns`` and ``tool_calls`` describe a multi-turn demonstration (``hpt.trainer.multiturn``).
+    """
 
     token_ids: tuple[int, ...]
     truncated: bool
+    loss_mask: tuple[int, ...] | None = None
+    dropped_turns: int = 0
+    tool_calls: int = 0
 
 
 @dataclass(frozen=True)
@@ -73,17 +81,21 @@ def demonstration_rows(
 ) -> DataProto:
     """One row per demonstration: the prompt of the matching ``source`` row, response = demonstration.
 
-    Every tensor the rebuilt rows do not define (rewards, log-probs, ...) is zero.
+    Attention covers the whole demonstration; ``response_mask`` (hence ``prefix_mask``) only its
+    loss-mask tokens. Every tensor the rebuilt rows do not define (rewards, log-probs, ...) is zero.
     """
     rows, width = len(source), source.batch["responses"].shape[-1]
     responses = torch.full((rows, width), pad_token_id, dtype=source.batch["responses"].dtype)
     response_mask = torch.zeros((rows, width), dtype=source.batch["response_mask"].dtype)
+    attended = torch.zeros((rows, width), dtype=source.batch["attention_mask"].dtype)
     for i, demo in enumerate(demos):
-        responses[i, : len(demo.token_ids)] = torch.tensor(demo.token_ids)
-        response_mask[i, : len(demo.token_ids)] = 1
+        length = len(demo.token_ids)
+        responses[i, :length] = torch.tensor(demo.token_ids)
+        attended[i, :length] = 1
+        response_mask[i, :length] = 1 if demo.loss_mask is None else torch.tensor(demo.loss_mask)
     prompts = source.batch["prompts"]
     prompt_mask = source.batch["attention_mask"][:, : prompts.shape[-1]]
-    attention_mask = torch.cat([prompt_mask, response_mask.to(prompt_mask.dtype)], dim=-1)
+    attention_mask = torch.cat([prompt_mask, attended], dim=-1)
     built = {
         "prompts": prompts,
         "responses": responses,
@@ -112,7 +124,8 @@ def _planned_demo_rows(
     rows = demonstration_rows(source, demos, options.pad_token_id, uids)
     scored = torch.tensor([d.in_group or d.off_weight > 0 for d in planned])
     if "rm_scores" in rows.batch.keys() and scored.any():
-        last = (rows.batch["response_mask"].sum(-1) - 1).clamp(min=0)
+        prompt_width = rows.batch["prompts"].shape[-1]
+        last = (rows.batch["attention_mask"][:, prompt_width:].sum(-1) - 1).clamp(min=0)  # last attended token
         index = torch.arange(len(rows))[scored]
         rows.batch["rm_scores"][index, last[scored]] = options.reward
     stamp_weights(

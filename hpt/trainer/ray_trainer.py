@@ -43,13 +43,9 @@ from hpt.core.plan import RebuildPlan, plan_rebuild
 from hpt.core.selection import RolloutSelector, mispredicted
 from hpt.trainer.actor_loss import hpt_actor_loss
 from hpt.trainer import run_state
-from hpt.trainer.batch import (
-    DemoOptions,
-    apply_plan,
-    demonstration_target,
-    group_index,
-    tokenize_demonstration,
-)
+from hpt.trainer.agent_metrics import agent_metrics
+from hpt.trainer.batch import DemoOptions, apply_plan, group_index
+from hpt.trainer.multiturn import DemoSource, agent_names, has_demonstration
 from hpt.trainer.selection_loader import (
     SelectingLoader,
     StepSelection,
@@ -67,9 +63,17 @@ class HPTRayTrainer(RayPPOTrainer):
     """Per-prompt gating between SFT, off-policy RL and GRPO on top of verl's trainer (``use_v1=false``)."""
 
     def __init__(
-        self, *args, sft_stream=None, history: PromptHistory | None = None, prompt_builder=None, **kwargs
+        self,
+        *args,
+        sft_stream=None,
+        history: PromptHistory | None = None,
+        prompt_builder=None,
+        demo_source: DemoSource | None = None,
+        **kwargs,
     ):
         super().__init__(*args, **kwargs)
+        # which demonstration each row trains: single-turn text, or a tool trajectory replayed like a rollout
+        self._demo_source = demo_source if demo_source is not None else DemoSource(self.tokenizer, None)
         self._history = history
         self.hpt = HPTSettings.from_trainer_config(self.config.trainer)
         self._sft_stream = sft_stream
@@ -213,7 +217,8 @@ class HPTRayTrainer(RayPPOTrainer):
         scores_B = _rollout_scores(batch)
         groups = count_successes(scores_B, group_index(batch.non_tensor_batch["uid"]), self.hpt.success_threshold)
         extra_info = batch.non_tensor_batch["extra_info"]
-        targets = [demonstration_target(extra_info[g.rows[0]]) for g in groups]
+        agents = agent_names(batch)
+        has_demo = [has_demonstration(extra_info[g.rows[0]], agents[g.rows[0]]) for g in groups]
         pass_rate = float((scores_B > self.hpt.success_threshold).float().mean())
         warming_up = self.hpt.in_sft_warmup(self.global_steps)
         # The SFT warm-up is plain SFT: lambda shapes the demonstration terms of the strategy after it.
@@ -228,11 +233,11 @@ class HPTRayTrainer(RayPPOTrainer):
             stream, stream_truncated = self._sft_stream.rows(batch, self.tokenizer, scale)
         gate = self._gates[self._route_gate_name(self.global_steps)]
         selected = self._take_selection()
-        source, routed_rows, routed_targets = self._with_routed_prompts(batch, selected.routed)
+        source, routed_rows = self._with_routed_prompts(batch, selected.routed)
         routed_route = gate(GroupOutcome(0, self.config.actor_rollout_ref.rollout.n), self.hpt.gate)
         plan = plan_rebuild(
             groups,
-            [t is not None for t in targets],
+            has_demo,
             gate,
             self.hpt.gate,
             self._row_multiple(),
@@ -242,9 +247,7 @@ class HPTRayTrainer(RayPPOTrainer):
         )
         if mu is not None:
             plan = dataclasses.replace(plan, keep_weights=tuple(w * (1.0 - mu) for w in plan.keep_weights))
-        target_of_row = {g.rows[0]: target for g, target in zip(groups, targets, strict=True)}
-        target_of_row.update(zip(routed_rows, routed_targets, strict=True))
-        demos = [tokenize_demonstration(self.tokenizer, target_of_row[d.source_row], budget) for d in plan.demos]
+        demos = [self._demo_source.demo(source, d.source_row, budget) for d in plan.demos]
         options = DemoOptions(self.tokenizer.pad_token_id, scale=scale, reward=self.hpt.demo_reward)
         rebuilt = apply_plan(source, plan, demos, options, stream)
         # per-row success (SRFT's rollout weights); demonstration rows carry demo_reward when scored
@@ -266,6 +269,7 @@ class HPTRayTrainer(RayPPOTrainer):
         self._warn_truncation(truncated, budget)
         metrics.update(_gate_metrics(plan, groups, rebuilt, scale, pass_rate))
         metrics.update(_demo_metrics(plan, scale, len(groups) + len(routed_rows)))
+        metrics.update(agent_metrics(batch, agents, plan, demos, self._demo_source.replayer))
         if mu is not None:
             metrics[M.CHORD_MU] = mu
         metrics.update(
@@ -292,12 +296,17 @@ class HPTRayTrainer(RayPPOTrainer):
         demonstration rows, tokenised as the agent loop would have for a rollout.
         """
         if routed is None:
-            return batch, [], []
+            return batch, []
         items = [{key: values[i] for key, values in routed.non_tensor_batch.items()} for i in range(len(routed))]
-        prompt_ids = [self._prompt_builder.build_initial_tokens(list(item["raw_prompt"])) for item in items]
+        prompt_ids = [
+            self._prompt_builder.build_initial_tokens(
+                list(item["raw_prompt"]), tools=self._demo_source.tools_for(item.get("agent_name"))
+            )
+            for item in items
+        ]
         extra = source_rows(batch, items, prompt_ids, self.tokenizer.pad_token_id, what="routed (rollout_selection)")
         rows = list(range(len(batch), len(batch) + len(routed)))
-        return DataProto.concat([batch, extra]), rows, [demonstration_target(item["extra_info"]) for item in items]
+        return DataProto.concat([batch, extra]), rows
 
     def _observe(self, groups, extra_info, selected: StepSelection, plan: RebuildPlan) -> dict:
         """Feed every generated group to the pass-rate memory; the step's selection metrics."""

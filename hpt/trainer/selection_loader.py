@@ -26,7 +26,7 @@ from hpt.core.gates import Gate, GateConfig, GroupOutcome
 from hpt.core.pass_memory import MemoryConfig
 from hpt.core.plan import demo_only
 from hpt.core.selection import Decision, RolloutSelector, SelectionConfig
-from hpt.trainer.batch import demonstration_target
+from hpt.trainer.multiturn import has_demonstration
 
 
 @dataclass
@@ -120,7 +120,9 @@ class SelectingLoader:
                     self._buffer = DataProto.concat(kept)
                 return None, None
             info = row.non_tensor_batch["extra_info"][0]
-            choice = self.selector.choose(prompt_key(info), demonstration_target(info) is not None)
+            names = row.non_tensor_batch.get("agent_name")
+            has_demo = has_demonstration(info, None if names is None else names[0])
+            choice = self.selector.choose(prompt_key(info), has_demo)
             if choice.decision is Decision.ROUTE:
                 route.append(row)
             elif choice.decision is Decision.DEFER:

@@ -28,12 +28,13 @@ from verl.trainer.ppo.utils import create_rl_dataset
 from verl.utils.tokenizer.continuous_token_wiring import create_continuous_token_builder
 
 from hpt.padding import left_pad
-from hpt.trainer.batch import demonstration_rows, demonstration_target, stamp_weights, tokenize_demonstration
+from hpt.trainer.batch import demonstration_rows, stamp_weights
+from hpt.trainer.multiturn import DemoSource, has_demonstration
 
 logger = logging.getLogger(__name__)
 
 KEY = "data.sft_stream"
-TARGET_COLUMN = "extra_info.target"
+TARGET_COLUMN = "extra_info.target (or extra_info.target_turns on agent_name=tool_agent rows)"
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ class SFTStream:
         tokenizer,
         processor=None,
         hf_model_type: str | None = None,
+        demo_source: DemoSource | None = None,
     ):
         config.check_files()
         self.config = config
@@ -125,6 +127,7 @@ class SFTStream:
             )
         self._rows = _rows_with_target(self._dataset, config.train_files)
         self._prompt_builder = prompt_builder(tokenizer, data_config, processor, hf_model_type)
+        self._demos = demo_source if demo_source is not None else DemoSource(tokenizer, None)
         self._generator = torch.Generator().manual_seed(config.seed)
         self._order = np.empty(0, dtype=np.int64)
         self._position = 0
@@ -180,10 +183,15 @@ class SFTStream:
             return None, 0
         _check_text_only(batch)
         items = [self._dataset[i] for i in self.draw(self.config.batch_size)]
-        prompt_ids = [self._prompt_builder.build_initial_tokens(list(item["raw_prompt"])) for item in items]
+        prompt_ids = [  # templated as the row's agent loop templates it (tool schemas for tool-agent rows)
+            self._prompt_builder.build_initial_tokens(
+                list(item["raw_prompt"]), tools=self._demos.tools_for(item.get("agent_name"))
+            )
+            for item in items
+        ]
         source = source_rows(batch, items, prompt_ids, tokenizer.pad_token_id)
         budget = batch.batch["responses"].shape[-1]
-        demos = [tokenize_demonstration(tokenizer, demonstration_target(item["extra_info"]), budget) for item in items]
+        demos = [self._demos.demo(source, row, budget) for row in range(len(items))]
         uids = np.array([f"sft-stream-{uuid.uuid4().hex}" for _ in items], dtype=object)
         rows = demonstration_rows(source, demos, tokenizer.pad_token_id, uids)
         rows.batch["prefix_mask"] = rows.batch["response_mask"].bool()
@@ -211,8 +219,14 @@ def _rows_with_target(dataset, files: Sequence[str]) -> np.ndarray:
             f"{KEY}.train_files {list(files)} have no extra_info column; the stream reads each demonstration "
             f"from {TARGET_COLUMN}"
         )
-    infos = frame["extra_info"] if frame is not None else (dataset[i].get("extra_info") for i in range(len(dataset)))
-    has_target = np.array([demonstration_target(info) is not None for info in infos], dtype=bool)
+    if frame is not None:
+        infos = frame["extra_info"]
+        agents = frame["agent_name"] if "agent_name" in frame.column_names else [None] * len(infos)
+    else:
+        items = [dataset[i] for i in range(len(dataset))]
+        infos, agents = [item.get("extra_info") for item in items], [item.get("agent_name") for item in items]
+    has_target = np.array([has_demonstration(info, agent) for info, agent in zip(infos, agents, strict=True)],
+                          dtype=bool)
     if not has_target.any():
         raise ValueError(
             f"{KEY}.train_files {list(files)}: no row has a demonstration in {TARGET_COLUMN}; put the "

@@ -15,6 +15,7 @@ from verl.utils.dataset.rl_dataset import collate_fn
 from hpt.core.history import HistoryConfig, PromptHistory
 from hpt.plugin import check_registrations
 from hpt.trainer.history_sampler import HistoryFilteredSampler, prompt_keys
+from hpt.trainer.multiturn import demo_source
 from hpt.trainer.ray_trainer import HPTRayTrainer
 from hpt.trainer.selection_loader import selection_config
 from hpt.trainer.sft_stream import SFTStream, SFTStreamConfig, prompt_builder
@@ -45,6 +46,8 @@ class HPTTaskRunner(BaseTaskRunner):
             )
 
         train_dataset = dataset(config.data.train_files, True, "train_max_samples")
+        builder = prompt_builder(tokenizer, config.data, processor, _model_type(model_config))
+        demos = demo_source(config, tokenizer, builder)  # tools loaded once, as the agent loop loads them
         history = PromptHistory(HistoryConfig(remove_sfted=bool(config.trainer.remove_sfted_data),
                                               skip_solved=bool(config.trainer.skip_solved_prompts)))
         trainer = HPTRayTrainer(
@@ -58,9 +61,10 @@ class HPTTaskRunner(BaseTaskRunner):
             val_dataset=dataset(config.data.val_files, False, "val_max_samples"),
             collate_fn=collate_fn,
             train_sampler=_train_sampler(config, train_dataset, history),
-            sft_stream=_sft_stream(config, model_config),
+            sft_stream=_sft_stream(config, model_config, demos),
             history=history,
-            prompt_builder=_prompt_builder(config, model_config),
+            prompt_builder=builder if selection_config(config.trainer).enable else None,
+            demo_source=demos,
         )
         trainer.init_workers()
         trainer.fit()
@@ -81,14 +85,7 @@ def _model_type(model_config) -> str | None:
     return model_type if isinstance(model_type, str) else None
 
 
-def _prompt_builder(config, model_config):
-    """The agent loop's prompt tokenisation, for prompts the rollout selection routes without generating."""
-    if not selection_config(config.trainer).enable:
-        return None
-    return prompt_builder(model_config.tokenizer, config.data, model_config.processor, _model_type(model_config))
-
-
-def _sft_stream(config, model_config) -> SFTStream | None:
+def _sft_stream(config, model_config, demos) -> SFTStream | None:
     """The separate SFT stream of ``data.sft_stream``, or None when its ``train_files`` is null."""
     stream_config = SFTStreamConfig.from_data_config(config.data)
     if stream_config is None:
@@ -99,4 +96,5 @@ def _sft_stream(config, model_config) -> SFTStream | None:
         model_config.tokenizer,
         model_config.processor,
         hf_model_type=_model_type(model_config),
+        demo_source=demos,
     )

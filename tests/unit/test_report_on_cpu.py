@@ -142,8 +142,21 @@ def test_absent_metrics_are_reported_missing_and_stale_figures_removed(tmp_path,
     assert "- modes: no `hpt/gate/*_frac` metric" in missing
     assert "- losses: no `hpt/loss/*` metric" in missing
     assert "- validation: " in missing and "trainer.test_freq" in missing
+    assert "tool_use" not in missing  # a figure only tool-agent runs have is not reported missing
     assert list(_table(text)) == ["critic/score/mean"]
     assert "- validations: 0" in text
+
+
+def test_tool_agent_runs_get_the_tool_use_curve(tmp_path, monkeypatch):
+    """Success rate and tool-call share together; runs without tool metrics neither draw nor mention it."""
+    log = _write_log(tmp_path / "agent.jsonl", [(s, {M.GATE_PASS_RATE: 0.1 * s, M.AGENT_TOOL_CALL_SHARE: 0.5 + 0.1 * s})
+                                                 for s in (1, 2, 3)], monkeypatch)
+    out = tmp_path / "out"
+    out.mkdir()
+    (summary,) = write_report(log, out)
+    table = _table(summary.read_text())
+    assert (out / "tool_use.png").is_file()
+    assert table[M.AGENT_TOOL_CALL_SHARE] == ["3 (1–3)", "0.6", "0.8", "0.7"]
 
 
 def test_verl_default_layout_reports_each_log_and_skips_other_jsonl(tmp_path, monkeypatch):

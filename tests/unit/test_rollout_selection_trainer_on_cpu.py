@@ -18,6 +18,7 @@ from hpt.core.pass_memory import MemoryConfig
 from hpt.core.selection import Decision, RolloutSelector, SelectionConfig
 from hpt.toy.tiny_model import build_tokenizer
 from hpt.trainer import run_state
+from hpt.trainer.multiturn import DemoSource
 from hpt.trainer.ray_trainer import HPTRayTrainer, _waste_metrics
 from hpt.trainer.selection_loader import SelectingLoader, StepSelection, generated_multiple, selection_config
 from hpt.trainer.sft_stream import prompt_builder
@@ -164,6 +165,7 @@ def _trainer(selector: RolloutSelector, routed_keys: list[int], probes: dict) ->
     trainer._sft_stream, trainer._history, trainer._warned_truncation = None, None, False
     trainer.tokenizer = build_tokenizer()
     trainer._prompt_builder = prompt_builder(trainer.tokenizer, OmegaConf.create({}), None, "qwen3")
+    trainer._demo_source = DemoSource(trainer.tokenizer, None)
     trainer._selector = selector
     trainer.train_dataloader = SelectingLoader(ListLoader([], 1), selector, batch_size=1)
     routed = DataProto.from_single_dict(_batch_dict(routed_keys))
