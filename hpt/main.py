@@ -68,6 +68,9 @@ def _check_hpt_keys(config: DictConfig) -> None:
         check_readable_files(config)  # a truncated or non-parquet file fails here, not inside Ray
         check_data_sources(config)  # every data_source in the files has a verifier (hpt's dispatcher only)
         check_training_rows(config)  # string demonstrations, unique extra_info.index with the prompt history
+        from hpt.data.vision_startup import check_vision
+
+        check_vision(config)  # images vs model class, the VLM processor, unusable images, VLM + SFT stream
     except (ValueError, FileNotFoundError) as exc:
         raise ConfigError(str(exc)) from exc
 

@@ -202,6 +202,7 @@ def _arithmetic(data_source: str, solution_str: str, ground_truth: Any, extra_in
 
 
 register_verifier("hpt/arithmetic", _arithmetic)
+register_verifier("hpt/visual", _arithmetic)  # the visual toy task answers like the arithmetic one
 # Every math source gets the math verifier; its mode (lenient or strict) defaults per source:
 # hpt.rewards.math.SOURCE_MODES.
 for _source in MATH_DATA_SOURCES:
