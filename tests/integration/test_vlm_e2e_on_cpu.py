@@ -51,7 +51,8 @@ def _steps(out: Path) -> list[dict]:
 
 def test_switch_trains_image_demonstration_rows_and_updates_the_vision_tower(vlm_tiny, tmp_path):
     run_trainer(
-        vlm_tiny, tmp_path, *VLM_OVERRIDES, f"trainer.save_freq={STEPS}", f"trainer.default_local_dir={tmp_path / 'ckpt'}",
+        vlm_tiny, tmp_path, *VLM_OVERRIDES, f"trainer.save_freq={STEPS}",
+        f"trainer.default_local_dir={tmp_path / 'ckpt'}",
         "actor_rollout_ref.actor.checkpoint.save_contents=[model,hf_model]",
     )
     steps = _steps(tmp_path)
