@@ -19,15 +19,15 @@ One transformers detail is patched, only when torchvision is absent: processors 
 video slot against ``transformers.BaseVideoProcessor``, which transformers then replaces by a
 placeholder that raises "requires torchvision" (``dummy_torchvision_objects``), although the real
 base class imports and constructs without it. ``register()`` puts the real class back on the
-``transformers`` namespace (listed in ``hpt.compat``).
+``transformers`` namespace that ``processing_utils`` checks against (tested in
+``tests/unit/test_vlm_inputs_on_cpu.py``, in a fresh process as verl's workers load it).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import transformers
-from transformers import PretrainedConfig
+from transformers import PretrainedConfig, processing_utils
 from transformers.models.auto.video_processing_auto import AutoVideoProcessor
 from transformers.utils import is_torchvision_available
 from transformers.video_processing_utils import BaseVideoProcessor
@@ -67,5 +67,7 @@ def register() -> None:
     if not _registered:
         AutoVideoProcessor.register(_ImagesOnlyConfig, ImagesOnlyVideoProcessor, exist_ok=True)
         if not is_torchvision_available():
-            transformers.BaseVideoProcessor = BaseVideoProcessor  # the placeholder would fail the type check
+            # The namespace processors type-check against (processing_utils' own handle on transformers:
+            # importing processing_utils the first time replaces sys.modules["transformers"] by a new one).
+            processing_utils.transformers_module.BaseVideoProcessor = BaseVideoProcessor
         _registered = True

@@ -6,7 +6,11 @@ Uses the tiny Qwen2.5-VL and visual task built by ``hpt.toy.build_vlm`` (session
 import asyncio
 import importlib.util
 import io
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -48,6 +52,19 @@ def test_processor_loads_through_verl_without_torchvision(processor):
     assert type(processor.image_processor).__name__ == "Qwen2VLImageProcessorPil"
     with pytest.raises(NotImplementedError, match="images only"):
         processor.video_processor.preprocess([])
+
+
+def test_a_fresh_verl_process_loads_the_processor(model_dir):
+    """As the rollout's Ray worker does: it imports hpt.cpu.hf_rollout first (to unpickle the server class)."""
+    code = (
+        "import sys, hpt.cpu.hf_rollout\n"
+        "from verl.utils.tokenizer.tokenizer import hf_processor\n"
+        "print(type(hf_processor(sys.argv[1])).__name__)\n"
+    )
+    env = dict(os.environ, VERL_PLATFORM="cpu", PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    result = subprocess.run([sys.executable, "-c", code, str(model_dir)], capture_output=True, text=True, env=env,
+                            timeout=300)
+    assert result.stdout.strip().splitlines()[-1] == "Qwen2_5_VLProcessor", result.stderr[-2000:]
 
 
 def test_a_56px_image_is_four_tokens_in_the_rendered_prompt(processor):
