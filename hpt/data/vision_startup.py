@@ -36,12 +36,16 @@ def _image_column(path: Path, image_key: str) -> list[Any] | None:
 
 
 def _model_config(path: str, trust_remote_code: bool) -> Any | None:
-    """The model's HF config when ``path`` is a local directory (hub ids are left to verl)."""
+    """The model's HF config when ``path`` is a local directory that has one; else None (left to verl)."""
     if not os.path.isdir(path):
         return None
     from transformers import AutoConfig
 
-    return AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    try:
+        return AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError) as exc:  # verl reports an unloadable model with its own message
+        logger.debug("no HF config read from %s (%s); vision checks skipped", path, exc)
+        return None
 
 
 def _processor_error(path: str, trust_remote_code: bool) -> tuple[Any, str | None]:
