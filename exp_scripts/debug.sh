@@ -7,6 +7,14 @@
 # (SFT), the others with GRPO. Watch hpt/gate/sft_frac fall as it learns.
 # WARM_START_STEPS=0 starts from the random model instead (every prompt then starts on SFT).
 #
+# TASK=visual (CPU): hpt with a vision-language policy: a tiny random Qwen2.5-VL and the visual task
+# (a digit drawn on a 56x56 image plus a number in the text), built once into .hpt_vlm/ by
+# `python -m hpt.toy.build_vlm`. The gate is LUFFY's mix (every group trains its rollouts with GRPO and
+# its demonstration), so every step has images in both RL and demonstration rows: the random model
+# solves nothing, and switch mode would send every group to SFT (pass trainer.unify_strategy=switch to
+# see that). 30 steps, about 3 minutes; the pipeline runs end to end, nothing is expected to be learned.
+# No torchvision is needed (docs/vlm.md explains why).
+#
 # GPU: set MODEL_PATH (a local Hugging Face model directory) and TRAIN_FILES / VAL_FILES (verl
 # parquet with the demonstration in extra_info.target); the same trainer runs with vLLM on
 # N_GPUS GPUs (default 4) in an environment where `pip install -e .[gpu]` was done.
@@ -29,6 +37,35 @@ report_hint() {  # the venv's hpt by full path: the caller's shell may not have 
   echo "hpt: metrics in $VERL_FILE_LOGGER_PATH; curves and a summary:"
   echo "  $(command -v hpt || echo hpt) report $(dirname "$VERL_FILE_LOGGER_PATH")"
 }
+
+if [ -z "${MODEL_PATH:-}" ] && [ "${TASK:-arithmetic}" = visual ]; then
+  . exp_scripts/setup_cpu.sh
+  VLM_DIR="${VLM_DIR:-$PWD/.hpt_vlm}"
+  python -m hpt.toy.build_vlm --out "$VLM_DIR"
+  CKPT_DIR="$PWD/checkpoints/hpt-luffy-vlm-cpu"
+  trap report_hint EXIT
+  hpt_train_appending_metrics "$CKPT_DIR" --config-name hpt_trainer_cpu \
+    actor_rollout_ref.model.path="$VLM_DIR/model" \
+    data.train_files="$VLM_DIR/data/train.parquet" \
+    data.val_files="$VLM_DIR/data/test.parquet" \
+    data.custom_cls.path=pkg://hpt.cpu.vision_dataset \
+    data.custom_cls.name=PillowVisionDataset \
+    data.max_prompt_length=16 \
+    data.max_response_length=16 \
+    data.train_batch_size=8 \
+    actor_rollout_ref.actor.ppo_mini_batch_size=8 \
+    actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=32 \
+    actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=32 \
+    actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=32 \
+    trainer.unify_strategy=luffy \
+    trainer.total_training_steps=30 \
+    trainer.test_freq=10 \
+    trainer.experiment_name=hpt-luffy-vlm-cpu \
+    trainer.default_local_dir="$CKPT_DIR" \
+    'trainer.logger=[console,file]' \
+    "$@"
+  exit 0
+fi
 
 if [ -z "${MODEL_PATH:-}" ]; then
   . exp_scripts/setup_cpu.sh

@@ -51,6 +51,7 @@ _FSDP = "verl.workers.engine.fsdp.transformer_impl"
 _RUNNER = "verl.trainer.main_ppo_v0"
 _CT = "verl.utils.tokenizer.continuous_token"
 _TOOL_LOOP = "verl.experimental.agent_loop.tool_agent_loop"
+_DATASET = "verl.utils.dataset.rl_dataset"
 
 REQUIREMENTS: tuple[Requirement, ...] = (
     # platform and CPU set-up (hpt/cpu/platform.py)
@@ -161,6 +162,23 @@ REQUIREMENTS: tuple[Requirement, ...] = (
     Requirement("verl.trainer.ppo.utils", "create_rl_sampler", "wrapped by the prompt-history sampler",
                 ("data_config", "dataset")),
     Requirement("verl.trainer.main_ppo", "run_ppo", "launched with HPTTaskRunner", ("config", "task_runner_class")),
+    # vision-language policies (hpt/cpu/vision_dataset.py, hf_vision.py, hpt/trainer/batch.py)
+    Requirement(_DATASET, "get_dataset_class", "selects hpt's Pillow dataset (data.custom_cls)", mentions="custom_cls"),
+    Requirement(_DATASET, "RLHFDataset._process_multi_modal_info",
+                "overridden to read images without qwen_vl_utils/torchvision",
+                ("messages", "image_patch_size", "config")),
+    Requirement(_DATASET, "RLHFDataset._extract_audio_info", "kept for audio parts by the Pillow dataset",
+                ("messages",)),
+    Requirement("verl.utils.tokenizer.tokenizer", "hf_processor",
+                "builds the VLM processor with get_rope_index bound (None on failure: hpt checks first)",
+                mentions="Qwen2_5_VLProcessor"),
+    Requirement("verl.workers.config", "HFModelConfig", "the hf rollout reads the processor and HF config",
+                ("processor", "hf_config", "local_path")),
+    Requirement("verl.experimental.agent_loop.agent_loop", "AgentLoopWorker._compute_position_ids",
+                "VLM rows carry (1, 4, L) positions (text + mrope t/h/w) that demo rows continue",
+                mentions="torch.cat((text_position_ids, vision_position_ids), dim=1)"),
+    Requirement(_TRAINER, "RayPPOTrainer.fit", "pad rows' empty multi_modal_inputs are skipped when counting images",
+                mentions='if "image_grid_thw" not in multi_modal_input.keys()'),
 )
 
 

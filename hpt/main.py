@@ -71,6 +71,9 @@ def _check_hpt_keys(config: DictConfig) -> None:
         from hpt.config.agent_checks import check_agent_data
 
         check_agent_data(config)  # tool_agent rows: tools, a template with tool turns, positions, target_turns
+        from hpt.data.vision_startup import check_vision
+
+        check_vision(config)  # images vs model class, the VLM processor, unusable images, VLM + SFT stream
     except (ValueError, FileNotFoundError) as exc:
         raise ConfigError(str(exc)) from exc
 

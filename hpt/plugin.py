@@ -15,9 +15,12 @@ if os.environ.get("VERL_PLATFORM") == "cpu":
     import hpt.cpu.platform  # noqa: F401  (registers the platform; must be the first hpt import)
 
 import hpt.cpu.hf_rollout  # noqa: E402,F401  (registers rollout name "hf")
+from hpt.cpu import images_only_video  # noqa: E402  (torchvision-free VLM processors load by name)
 import hpt.trainer.engine  # noqa: E402,F401  (counting FSDP engine for the hybrid loss)
 import hpt.trainer.policy_losses  # noqa: E402,F401  (registers loss_mode "unclipped")
 from hpt import extensions  # noqa: E402
+
+images_only_video.register()
 
 try:
     extensions.import_from_env()

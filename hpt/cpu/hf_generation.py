@@ -35,6 +35,7 @@ from transformers import (
 )
 from verl.utils import normalize_token_ids
 
+from hpt.cpu.hf_vision import VisionSettings, batch_vision_inputs
 from hpt.padding import left_pad
 
 
@@ -78,6 +79,7 @@ class GenerationRequest:
     max_new_tokens: int
     want_log_probs: bool = False
     seed: int | None = None
+    images: tuple[Any, ...] = dataclasses.field(default=(), compare=False)  # PIL images, VLM policies only
 
 
 @dataclasses.dataclass(frozen=True)
@@ -375,8 +377,10 @@ class HFGenerationEngine:
         max_batch_size: int = 256,
         batch_quiet_s: float = 0.05,
         batch_max_wait_s: float = 0.5,
+        vision: VisionSettings | None = None,
     ) -> None:
         self.model = model.eval()
+        self.vision = vision
         self.eos_token_ids = tuple(dict.fromkeys(int(t) for t in eos_token_ids))
         self.pad_token_id = int(pad_token_id)
         self.prompt_length = prompt_length
@@ -398,12 +402,19 @@ class HFGenerationEngine:
         return min(self.response_length, self.prompt_length + self.response_length - prompt_length)
 
     async def generate(
-        self, prompt_ids: Sequence[int], sampling_params: Mapping[str, Any], seed: int | None = None
+        self,
+        prompt_ids: Sequence[int],
+        sampling_params: Mapping[str, Any],
+        seed: int | None = None,
+        images: Sequence[Any] = (),
     ) -> SequenceResult:
         """Generate for one prompt; concurrent calls are batched together.
 
-        ``seed`` (see ``request_seed``) defaults to the sampling params' own ``seed``.
+        ``seed`` (see ``request_seed``) defaults to the sampling params' own ``seed``; ``images`` are
+        the prompt's images in order (its ids already hold their expanded image tokens).
         """
+        if images and self.vision is None:
+            raise ValueError("hf rollout: this policy is a text model and cannot take images")
         prompt = tuple(normalize_token_ids(prompt_ids))
         if not prompt:
             raise ValueError("hf rollout: empty prompt")
@@ -412,7 +423,9 @@ class HFGenerationEngine:
         )
         if seed is None and sampling_params.get("seed") is not None:
             seed = int(sampling_params["seed"])
-        request = GenerationRequest(prompt, key, max_new_tokens, want_log_probs, seed if key.do_sample else None)
+        request = GenerationRequest(
+            prompt, key, max_new_tokens, want_log_probs, seed if key.do_sample else None, tuple(images)
+        )
         result = await self._batcher.submit(request)
         return result if want_log_probs else dataclasses.replace(result, log_probs=None)
 
@@ -468,13 +481,18 @@ class HFGenerationEngine:
             pad_token_id=self.pad_token_id,
             repetition_penalty=key.repetition_penalty,
             do_sample=False,
+            suppress_tokens=list(self.vision.suppressed_token_ids) if self.vision is not None else None,
         )
+        vision_inputs = {}
+        if self.vision is not None:
+            vision_inputs = batch_vision_inputs(self.vision, [request.images for request in requests], input_ids)
         stop_on_abort = _StopWhenSet(self._abort)
         start = time.perf_counter()
         with torch.inference_mode():
             sequences = self.model.generate(
                 input_ids=input_ids,
                 attention_mask=attention_mask,
+                **vision_inputs,
                 generation_config=config,
                 logits_processor=LogitsProcessorList(processors),
                 stopping_criteria=StoppingCriteriaList([stop_on_abort]),

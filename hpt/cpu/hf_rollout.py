@@ -10,7 +10,8 @@ verl's agent loop and trainer expect from a rollout backend:
 - ``HFServerAdapter``: the ``BaseRollout`` in each trainer worker; it forwards the actor's weights to the
   server after every update.
 
-The model runs in float32 with SDPA attention on the CPU. Text-only.
+The model runs in float32 with SDPA attention on the CPU. Text and images (a model with a
+``vision_config``, see ``hpt.cpu.hf_vision``); no video or audio.
 
 ``import verl`` must stay the first import: a Ray worker may import this module before anything else (to
 unpickle the server class), and verl has to load its plugins, which register the CPU platform, before the
@@ -29,13 +30,13 @@ from typing import Any
 import ray
 import torch
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-from transformers import AutoModelForCausalLM
 from verl.utils.config import omega_conf_to_dataclass
 from verl.workers.config import HFModelConfig, RolloutConfig
 from verl.workers.rollout.base import _ROLLOUT_REGISTRY, BaseRollout
 from verl.workers.rollout.replica import RolloutReplica, RolloutReplicaRegistry, TokenOutput
 
 from hpt.cpu.hf_generation import HFGenerationEngine, SequenceResult, request_seed
+from hpt.cpu.hf_vision import load_policy, vision_settings
 
 ROLLOUT_NAME = "hf"
 ADAPTER_PATH = "hpt.cpu.hf_rollout.HFServerAdapter"
@@ -97,12 +98,8 @@ class HFRolloutServer:
         self.global_steps: int | None = None
         hf_kwargs = (self.config.engine_kwargs or {}).get(ROLLOUT_NAME) or {}
         torch.set_num_threads(_torch_threads(hf_kwargs.get("num_threads")))
-        model = AutoModelForCausalLM.from_pretrained(
-            model_config.local_path,
-            dtype=torch.float32,
-            attn_implementation="sdpa",
-            trust_remote_code=model_config.trust_remote_code,
-        )
+        model = load_policy(model_config.local_path, model_config.hf_config, model_config.trust_remote_code)
+        vision = vision_settings(model_config.hf_config, model_config.processor, model_config.local_path)
         eos_token_ids = _eos_token_ids(model_config)
         pad_token_id = getattr(model_config.tokenizer, "pad_token_id", None)
         self.engine = HFGenerationEngine(
@@ -112,6 +109,7 @@ class HFRolloutServer:
             prompt_length=self.config.prompt_length,
             response_length=self.config.response_length,
             max_batch_size=self.config.max_num_seqs,
+            vision=vision,
             **{
                 name: float(hf_kwargs[name])
                 for name in ("batch_quiet_s", "batch_max_wait_s")
@@ -145,14 +143,14 @@ class HFRolloutServer:
         mm_processor_kwargs: dict[str, Any] | None = None,
         priority: int = 0,
     ) -> TokenOutput:
-        if image_data or video_data or audio_data:
-            raise NotImplementedError("hf rollout is text-only")
+        if video_data or audio_data:
+            raise NotImplementedError("hf rollout takes text and images, not video or audio")
         if not self._admitting.is_set():
             if self._reject_while_paused:
                 return self._output(SequenceResult(token_ids=[], log_probs=None, stop_reason="aborted"))
             await self._admitting.wait()
         seed = request_seed(sampling_params, self.config.seed, self.global_steps, request_id)
-        return self._output(await self.engine.generate(prompt_ids, sampling_params, seed))
+        return self._output(await self.engine.generate(prompt_ids, sampling_params, seed, image_data or ()))
 
     def _output(self, result: SequenceResult) -> TokenOutput:
         return TokenOutput(

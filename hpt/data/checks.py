@@ -25,7 +25,7 @@ def _blank(value: Any) -> bool:
     return not isinstance(value, str) or not value.strip()
 
 
-def _local_parquets(files: Any) -> list[Path]:
+def local_parquets(files: Any) -> list[Path]:
     if files is None:
         return []
     names = [files] if isinstance(files, str) else [str(f) for f in files]
@@ -111,13 +111,13 @@ def check_readable_files(config: Any) -> None:
     """Every configured local parquet file (train, validation, SFT stream) opens as parquet."""
     data = config.data
     for key in ("train_files", "val_files", "sft_stream.train_files"):
-        for path in _local_parquets(OmegaConf.select(data, key)):
+        for path in local_parquets(OmegaConf.select(data, key)):
             check_readable(path)
 
 
 def check_training_rows(config: Any) -> None:
     """Demonstrations and prompt ids of the local training files (``ValueError`` on the first problem)."""
-    train = _local_parquets(config.data.get("train_files"))
+    train = local_parquets(config.data.get("train_files"))
     trainer = config.trainer
     uses_demos = str(trainer.get("unify_strategy")) != "no" or int(trainer.get("sft_warmup_steps", 0) or 0) > 0
     history = bool(trainer.get("remove_sfted_data", False)) or bool(trainer.get("skip_solved_prompts", False))

@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from hpt.rewards import arithmetic
+from hpt.rewards import arithmetic, docqa
 from hpt.rewards import math as math_verifier
 from hpt.rewards import qa
 
@@ -205,6 +205,8 @@ def _arithmetic(data_source: str, solution_str: str, ground_truth: Any, extra_in
 register_verifier("hpt/arithmetic", _arithmetic)
 register_verifier("hpt/facts", _arithmetic)  # the fact-lookup toy (hpt.toy.facts) answers the same way
 register_verifier("hotpotqa", qa.compute_score)  # exact match on <answer>...</answer> (hpt.data.prepare hotpotqa)
+register_verifier("hpt/visual", _arithmetic)  # the visual toy task answers like the arithmetic one
+register_verifier("slidevqa", docqa.compute_score, prefix=True)  # document QA: ANLS / exact match
 # Every math source gets the math verifier; its mode (lenient or strict) defaults per source:
 # hpt.rewards.math.SOURCE_MODES.
 for _source in MATH_DATA_SOURCES:

@@ -35,14 +35,14 @@ CHAT_TEMPLATE = (
 )
 
 
-def build_tokenizer() -> PreTrainedTokenizerFast:
+def build_tokenizer(characters: str = CHARACTERS, max_positions: int = MAX_POSITIONS) -> PreTrainedTokenizerFast:
     """One token per character; specials first so pad/bos/eos are ids 0/1/2, ``<unk>`` last.
 
     The unknown token exists because verl probes every tokenizer with text outside the task's
     alphabet (e.g. a newline when it looks for the chat-turn separator) and a WordLevel model
     without one raises there.
     """
-    vocab = {token: i for i, token in enumerate([*SPECIAL_TOKENS, *CHARACTERS, UNK])}
+    vocab = {token: i for i, token in enumerate([*SPECIAL_TOKENS, *characters, UNK])}
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
     backend.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
     backend.decoder = decoders.Fuse()  # join characters back without spaces
@@ -53,7 +53,7 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
         eos_token=EOS,
         unk_token=UNK,
         clean_up_tokenization_spaces=False,
-        model_max_length=MAX_POSITIONS,
+        model_max_length=max_positions,
     )
     tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer

@@ -76,6 +76,23 @@ def stamp_weights(batch: DataProto, rl: torch.Tensor, sft: torch.Tensor, off: to
         batch.batch[key] = values.to(torch.float32).reshape(len(batch))
 
 
+def demo_position_ids(source_positions: torch.Tensor, attention_mask: torch.Tensor, prompt_width: int) -> torch.Tensor:
+    """Positions of demonstration rows: 1-D from the mask, or a VLM's (B, 4, L) continued from its prompt.
+
+    A vision-language policy (Qwen2.5-VL) gets ``(B, 4, L)`` positions from verl's agent loop: row 0
+    the text positions, rows 1-3 the mrope t/h/w positions, where an image's tokens share positions.
+    The prompt part is the group's own; the demonstration is text after a text generation prompt, so
+    each of the four rows continues from the last prompt token's position by one per token (what
+    ``get_rope_index`` gives for the same prompt + demonstration on every attended token).
+    """
+    if source_positions.dim() == 2:
+        return compute_position_id_with_mask(attention_mask)
+    prompt = source_positions[..., :prompt_width]
+    width = attention_mask.shape[-1] - prompt_width
+    steps = torch.arange(1, width + 1, dtype=prompt.dtype)
+    return torch.cat([prompt, prompt[..., -1:] + steps], dim=-1)  # prompts are left-padded: last token is real
+
+
 def demonstration_rows(
     source: DataProto, demos: list[Demonstration], pad_token_id: int, uids: np.ndarray
 ) -> DataProto:
@@ -102,7 +119,7 @@ def demonstration_rows(
         "response_mask": response_mask,
         "input_ids": torch.cat([prompts, responses], dim=-1),
         "attention_mask": attention_mask,
-        "position_ids": compute_position_id_with_mask(attention_mask),
+        "position_ids": demo_position_ids(source.batch["position_ids"], attention_mask, prompts.shape[-1]),
         "prefix_mask": response_mask.bool(),
     }
     tensors = {key: built.get(key, torch.zeros_like(value)) for key, value in source.batch.items()}
@@ -137,7 +154,7 @@ def _planned_demo_rows(
     return rows
 
 
-def _pad_rows(batch: DataProto, count: int) -> DataProto:
+def _pad_rows(batch: DataProto, count: int, pad_token_id: int) -> DataProto:
     """Zero-loss filler rows: copies of row 0 with every loss, weight and reward cleared.
 
     Only the last prompt token stays attended, so in verl's no-padding layout a pad row is one token
@@ -150,9 +167,27 @@ def _pad_rows(batch: DataProto, count: int) -> DataProto:
     attention_mask = torch.zeros_like(filler.batch["attention_mask"])
     attention_mask[:, prompt_width - 1] = 1  # prompts are left-padded: the last prompt token is real
     filler.batch["attention_mask"] = attention_mask
-    filler.batch["position_ids"] = compute_position_id_with_mask(attention_mask)
+    if filler.batch["position_ids"].dim() == 3:
+        _clear_images(filler, prompt_width, pad_token_id)
+    else:
+        filler.batch["position_ids"] = compute_position_id_with_mask(attention_mask)
     filler.non_tensor_batch["uid"] = _fresh_uids(count, "pad")
     return filler
+
+
+def _clear_images(filler: DataProto, prompt_width: int, pad_token_id: int) -> None:
+    """A VLM pad row carries no image: pad ids before its one attended token, no pixels, zero mrope positions.
+
+    verl's Qwen2.5-VL forward requires every image token of a micro-batch to have its features; a
+    pad row that kept its group's image tokens but dropped them from attention would break that.
+    ``{}`` is verl's "no multi-modal inputs" row (it then runs a dummy image so vision grads exist).
+    """
+    ids = filler.batch["input_ids"]
+    ids[:, : prompt_width - 1] = pad_token_id
+    filler.batch["prompts"] = ids[:, :prompt_width].clone()
+    filler.batch["position_ids"] = torch.zeros_like(filler.batch["position_ids"])
+    if "multi_modal_inputs" in filler.non_tensor_batch:
+        filler.non_tensor_batch["multi_modal_inputs"] = np.array([{} for _ in range(len(filler))], dtype=object)
 
 
 def apply_plan(
@@ -180,5 +215,5 @@ def apply_plan(
         parts.append(stream)
     rebuilt = DataProto.concat(parts)
     if plan.num_pad:
-        rebuilt = DataProto.concat([rebuilt, _pad_rows(rebuilt, plan.num_pad)])
+        rebuilt = DataProto.concat([rebuilt, _pad_rows(rebuilt, plan.num_pad, options.pad_token_id)])
     return rebuilt

@@ -10,7 +10,8 @@
         [--max-demo-tokens N --tokenizer MODEL_DIR] [--limit N] [--split LABEL]
 
 NAME is one of deepmath, metamathqa, gsm8k, math500, aime2024, openr1, hotpotqa (multi-turn search
-trajectories from local HotpotQA json; see hpt.data.prepare.hotpotqa). Without --source the dataset's
+trajectories from local HotpotQA json; see hpt.data.prepare.hotpotqa); ``slidevqa`` (document QA
+with page images) has its own flags, see ``hpt.data.prepare.slidevqa``. Without --source the dataset's
 Hub name is loaded with ``datasets.load_dataset``; a local .json/.jsonl/.parquet file is read instead.
 """
 
@@ -72,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one preparer; print its report, or the error and what to do about it."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["slidevqa"]:  # image document QA: its own inputs (QA file + page images), not a math source
+        from hpt.data.prepare import slidevqa
+
+        return slidevqa.main(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.name == HOTPOTQA:
