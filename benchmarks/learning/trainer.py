@@ -56,7 +56,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="accuracy for 'steps to target' (default: halfway from the base to the best final mean)")
     parser.add_argument("--jobs", type=int, default=2,
                         help="trainer runs at once (2 on 2 cores: ~1.2x the throughput of 1, each run slower)")
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "learning" / "results")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "learning" / "results_trainer")
     parser.add_argument("--cache", type=Path, default=REPO_ROOT / ".hpt_learning", help="regime assets (built once)")
     parser.add_argument("--smoke", action="store_true", help="tiny regime, SFT→GRPO only, 2 steps, 1 seed")
     args = parser.parse_args(argv)
