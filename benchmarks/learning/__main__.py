@@ -123,11 +123,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         payload_rows[name] = {"rows": rows, "base_acc": base, "target": target, "skills": regime.skills}
     sections += [f"### {name}\n\nRefused: {reason}\n" for name, reason in refused.items()]
     failed = sum(r is None for r in results.values())
+    full = parse_args([])
+    projected = report.projected_minutes(results, args.steps, resolve(full.methods), full.steps, len(full.lrs),
+                                         len(full.seeds), len(full.regimes), full.jobs)
     header = (f"Commit `{machine['git_commit']}`{' (dirty)' if machine['git_dirty'] else ''}, {machine['date_utc']}, "
               f"{machine['cpu_model']} ({machine['cpus_usable']} cores), {args.jobs} run(s) at a time. "
               f"{args.steps} steps × {args.batch} prompts × {args.n} samples, lrs {args.lrs}, seeds {args.seeds}, "
               f"evaluation every {args.eval_every} steps on {args.eval_size} val / test prompts. "
-              f"{len(results)} runs ({failed} failed), {(time.perf_counter() - start) / 60:.1f} min.\n")
+              f"{len(results)} runs ({failed} failed), {(time.perf_counter() - start) / 60:.1f} min. "
+              f"The full default benchmark at these runs' measured seconds per step: "
+              f"{'n/a' if projected is None else f'{projected:.0f} min'} on {full.jobs} processes.\n")
     markdown = header + "\n" + "\n".join(sections)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.md").write_text(markdown)

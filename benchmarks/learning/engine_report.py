@@ -127,3 +127,25 @@ def plot(path: Path, title: str, rows: Sequence[dict[str, Any]]) -> None:
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
+
+
+def projected_minutes(results: Results, measured_steps: int, families: Sequence[Family], steps: int, lrs: int,
+                      seeds: int, regimes: int, jobs: int) -> float | None:
+    """Wall minutes of a benchmark of this shape, from the finished runs' wall seconds per step.
+
+    Every run of a family costs its measured seconds per step (evaluations and start-up included) x
+    ``steps``; a family not measured costs the mean of the measured ones; the runs share ``jobs``
+    processes perfectly. Response lengths differ by regime, so this is a rough guide, not a promise.
+    """
+    per_step: dict[str, list[float]] = {}
+    for spec, record in results.items():
+        if record is not None:
+            per_step.setdefault(spec.family, []).append(record["wall_seconds"] / max(measured_steps, 1))
+    if not per_step:
+        return None
+    fallback = statistics.fmean(statistics.fmean(v) for v in per_step.values())
+    total = 0.0
+    for family in families:
+        cost = statistics.fmean(per_step[family.name]) if family.name in per_step else fallback
+        total += (len(family.candidates(steps)) * lrs + seeds - 1) * steps * cost
+    return total * regimes / jobs / 60

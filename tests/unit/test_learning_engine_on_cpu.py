@@ -139,3 +139,14 @@ def test_the_setting_is_chosen_on_validation_and_reported_on_test_with_missing_s
     assert "(missing [2])" in table and "| GRPO | no finished run |" in table
     report.plot(tmp_path / "r.png", "r", [row])
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_projection_scales_measured_seconds_per_step_to_the_full_plan():
+    results = {RunSpec("r", "sft", "", 1e-3, 0): {"wall_seconds": 10.0},  # 1 s per step over 10 steps
+               RunSpec("r", "grpo", "", 1e-3, 0): {"wall_seconds": 30.0},  # 3 s per step
+               RunSpec("r", "grpo", "", 3e-4, 0): None}
+    families = [FAMILIES["sft"], FAMILIES["grpo"], FAMILIES["sft_grpo"]]  # sft_grpo: unmeasured, 2 candidates
+    minutes = report.projected_minutes(results, 10, families, steps=100, lrs=2, seeds=3, regimes=3, jobs=2)
+    runs_seconds = (1 * 2 + 2) * 100 * 1.0 + (1 * 2 + 2) * 100 * 3.0 + (2 * 2 + 2) * 100 * 2.0
+    assert minutes == pytest.approx(runs_seconds * 3 / 2 / 60)
+    assert report.projected_minutes({}, 10, families, 100, 2, 3, 3, 2) is None
