@@ -87,6 +87,8 @@ def family_row(results: Results, regime: str, family: Family, seeds: Sequence[in
         seconds_per_step=statistics.fmean(statistics.fmean(m["timing_s/step"] for m in r["history"][1:])
                                           for r in records),
         curve=mean,
+        final_by_skill={key.removeprefix("test_").removesuffix("/acc"): statistics.fmean(
+            r["history"][-1][key] for r in records) for key in records[0]["history"][-1] if key.startswith("test_")},
     )
     return row
 
@@ -95,18 +97,19 @@ def markdown_table(rows: Sequence[dict[str, Any]], base_acc: float, target: floa
     """The per-regime table (rows with no finished run say so)."""
     lines = [f"Base (step 0) test accuracy {base_acc:.3f}; target {target:.3f}.", "",
              "| method | chosen (val) | seeds | final test acc | at half budget | steps to target | AUC | "
-             "rollout tokens | s/step |", "|---|---|---|---|---|---|---|---|---|"]
+             "rollout tokens | s/step | final by skill |", "|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         missing = f" (missing {row['missing']})" if row["missing"] else ""
         if row["chosen"] is None:
-            lines.append(f"| {row['label']} | no finished run | | | | | | | |")
+            lines.append(f"| {row['label']} | no finished run | | | | | | | | |")
             continue
         final, half = row["final"], row["half"]
         reach = "—" if row["steps_to_target"] is None else str(row["steps_to_target"])
         lines.append(
             f"| {row['label']} | {row['chosen']} | {len(row['seeds'])}{missing} | {final[0]:.3f} ± {final[1]:.3f} | "
             f"{half[0]:.3f} ± {half[1]:.3f} (step {row['half_step']}) | {reach} | {row['auc']:.3f} | "
-            f"{row['rollout_tokens']:,.0f} | {row['seconds_per_step']:.2f} |"
+            f"{row['rollout_tokens']:,.0f} | {row['seconds_per_step']:.2f} | "
+            f"{' '.join(f'{skill} {acc:.2f}' for skill, acc in row['final_by_skill'].items())} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -63,8 +63,9 @@ def settings_of(spec: RunSpec, regime: Regime, budget: Budget) -> dict[str, Any]
     run = RunConfig(steps=budget.steps, prompts_per_step=budget.prompts_per_step, n=budget.n, lr=spec.lr,
                     max_new_tokens=regime.max_response_length, seed=spec.seed, eval_every=budget.eval_every)
     return json.loads(json.dumps({"spec": asdict(spec), "run": asdict(run), "method": asdict(method),
-                                  "eval_size": budget.eval_size, "base_model": str(regime.base_model),
-                                  "train_file": str(regime.train_file)}, default=str))
+                                  "eval_size": budget.eval_size, "eval_per_skill": True,
+                                  "base_model": str(regime.base_model), "train_file": str(regime.train_file)},
+                                 default=str))
 
 
 def load_result(spec: RunSpec, out: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
@@ -80,6 +81,16 @@ def _read(path: Path | None, size: int) -> list[dict[str, Any]]:
     import pandas as pd
 
     return pd.read_parquet(path).to_dict("records")[:size]
+
+
+def eval_splits(regime: Regime, size: int) -> dict[str, list[dict[str, Any]]]:
+    """Validation, test, and the test split per skill (``test_ops=3``: did the method learn the unseen skill?)."""
+    from benchmarks.learning.regime import skill_of
+
+    test = _read(regime.test_file, size)
+    by_skill = {f"test_{skill}": [row for row in test if skill_of(row) == skill]
+                for skill in sorted({skill_of(row) for row in test})}
+    return {"val": _read(regime.val_file, size), "test": test, **by_skill}
 
 
 def execute(spec: RunSpec, regime: Regime, budget: Budget, out: Path) -> dict[str, Any]:
@@ -99,7 +110,7 @@ def execute(spec: RunSpec, regime: Regime, budget: Budget, out: Path) -> dict[st
     try:
         tokenizer = AutoTokenizer.from_pretrained(regime.base_model)
         model = AutoModelForCausalLM.from_pretrained(regime.base_model, dtype=torch.float32)
-        splits = {"val": _read(regime.val_file, budget.eval_size), "test": _read(regime.test_file, budget.eval_size)}
+        splits = eval_splits(regime, budget.eval_size)
         method = FAMILIES[spec.family].candidates(budget.steps)[spec.variant]
         run = RunConfig(**settings["run"])
         history = train(model, tokenizer, _read(regime.train_file, 10**9), splits, run, method)
