@@ -1,6 +1,6 @@
 """Learning benchmark on the in-process engine: every method, tuned alike, in three regimes.
 
-    python -m benchmarks.learning [--regimes on_style foreign knowledge_gap] [--methods ...] [--lrs 1e-4 3e-4 1e-3]
+    python -m benchmarks.learning [--regimes on_style foreign knowledge_gap] [--methods ...] [--lrs 3e-4 1e-3]
                                   [--seeds 0 1 2] [--steps 150] [--batch 32] [--jobs 2] [--smoke]
 
 Each regime (``regime.py``) is built once into ``--cache`` and its base probed per skill; a regime whose
@@ -39,7 +39,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.learning", description=__doc__.split("\n")[0])
     parser.add_argument("--regimes", nargs="+", default=list(REGIMES), choices=list(REGIMES))
     parser.add_argument("--methods", nargs="+", default=list(FAMILIES), help=f"any of {', '.join(FAMILIES)}")
-    parser.add_argument("--lrs", nargs="+", type=float, default=[1e-4, 3e-4, 1e-3], help="the sweep, every method")
+    parser.add_argument("--lrs", nargs="+", type=float, default=[3e-4, 1e-3], help="the sweep, every method")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="the first tunes; all report")
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--batch", type=int, default=32, help="prompts per step")
