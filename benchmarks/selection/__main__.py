@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from benchmarks.learning.__main__ import SMOKE_SPEC
+from benchmarks.learning.trainer import SMOKE_SPEC
 from benchmarks.learning.methods import Method
 from benchmarks.learning.regime import RegimeSpec, build_regime
 from benchmarks.learning.runs import REPO_ROOT, Budget, run_method

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_smoke_benchmark_writes_table_curves_and_run_logs(tmp_path):
     out, cache = tmp_path / "out", tmp_path / "cache"
-    command = [sys.executable, "-m", "benchmarks.learning", "--smoke", "--out", str(out), "--cache", str(cache)]
+    command = [sys.executable, "-m", "benchmarks.learning.trainer", "--smoke", "--out", str(out), "--cache", str(cache)]
     result = subprocess.run(command, cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, f"benchmark failed; tail:\n{(result.stdout + result.stderr)[-4000:]}"
 

@@ -17,6 +17,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from hpt.toy import engine
 from hpt.toy.build_tiny import main as build_tiny
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "minimal_hpt.py"
@@ -125,7 +126,7 @@ def test_grpo_advantages_standardise_groups_and_keep_a_lone_rows_reward() -> Non
     groups = torch.tensor([0, 0, 0, 0, -1])  # a group of four rollouts and a demonstration on its own
     std = torch.tensor([1.0, 0.0, 0.0, 0.0]).std().item()  # unbiased, as verl's GRPO
     expected = [0.75 / (std + 1e-6), -0.25 / (std + 1e-6), -0.25 / (std + 1e-6), -0.25 / (std + 1e-6), 1.0]
-    assert minimal_hpt.grpo_advantages(rewards, groups).tolist() == pytest.approx(expected)
+    assert engine.grpo_advantages(rewards, groups).tolist() == pytest.approx(expected)
 
 
 def test_cli_writes_metrics_and_never_imports_verl(assets: Path, tmp_path: Path) -> None:
@@ -139,7 +140,8 @@ def test_cli_writes_metrics_and_never_imports_verl(assets: Path, tmp_path: Path)
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, "-c", script, *argv], check=True, timeout=120, env=env)
-    (metrics,) = [json.loads(line) for line in out.read_text().splitlines()]
+    before, metrics = [json.loads(line) for line in out.read_text().splitlines()]
+    assert before["step"] == 0 and "val/acc" in before  # the evaluation before training
     assert {"hpt/gate/sft_frac", "hpt/reward/mean", "hpt/loss/rl", "hpt/gate/lambda", "val/acc"} <= metrics.keys()
 
 
@@ -147,8 +149,13 @@ def test_example_stays_under_300_lines() -> None:
     assert len(EXAMPLE.read_text().splitlines()) < 300
 
 
-@pytest.mark.parametrize("gate", ["chord", "srft"])
-def test_minimal_loop_refuses_methods_whose_weights_live_in_the_trainer(gate, capsys):
-    with pytest.raises(SystemExit):
-        minimal_hpt.parse_args(["--model", "m", "--data", "d", "--gate", gate])
-    assert "trainer.unify_strategy=" + gate in capsys.readouterr().err
+def test_chord_weighs_rollouts_and_demonstrations_by_mu(assets: Path) -> None:
+    history, changed = train_case(assets, gate="chord")
+    assert changed
+    assert all(m["hpt/gate/lambda"] == pytest.approx(0.5) and m["hpt/loss/sft"] > 0 for m in history)  # mu peak
+
+
+def test_srft_trains_demonstrations_with_both_terms(assets: Path) -> None:
+    history, changed = train_case(assets, gate="srft")
+    assert changed
+    assert all(m["hpt/loss/sft"] > 0 and m["hpt/loss/off"] != 0 for m in history)
