@@ -38,9 +38,9 @@ def _rows(path: Path) -> list[tuple[str | None, Any]]:
 
 
 def _local_files(config: DictConfig) -> list[Path]:
-    from hpt.data.checks import _local_parquets
+    from hpt.data.checks import local_parquets
 
-    return [path for key in FILE_KEYS for path in _local_parquets(OmegaConf.select(config.data, key))]
+    return [path for key in FILE_KEYS for path in local_parquets(OmegaConf.select(config.data, key))]
 
 
 def check_agent_data(config: DictConfig) -> None:
