@@ -59,8 +59,8 @@ def build_tokenizer(characters: str = CHARACTERS, max_positions: int = MAX_POSIT
     return tokenizer
 
 
-def build_model(tokenizer: PreTrainedTokenizerFast, seed: int) -> Qwen3ForCausalLM:
-    """A seeded random-init Qwen3 (2 layers x 64 hidden, tied embeddings) in float32.
+def build_model(tokenizer: PreTrainedTokenizerFast, seed: int, max_positions: int = MAX_POSITIONS) -> Qwen3ForCausalLM:
+    """A seeded random-init Qwen3 (2 layers x 64 hidden, tied embeddings) in float32, sized to ``tokenizer``.
 
     The seed is applied inside a forked RNG so building a model does not disturb the caller's torch RNG.
     """
@@ -72,7 +72,7 @@ def build_model(tokenizer: PreTrainedTokenizerFast, seed: int) -> Qwen3ForCausal
         num_key_value_heads=4,
         head_dim=16,
         intermediate_size=192,
-        max_position_embeddings=MAX_POSITIONS,
+        max_position_embeddings=max_positions,
         tie_word_embeddings=True,
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,

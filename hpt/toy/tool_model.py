@@ -24,9 +24,10 @@ import os
 import string
 from pathlib import Path
 
-import torch
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
-from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
+from transformers import PreTrainedTokenizerFast, Qwen3ForCausalLM
+
+from hpt.toy.tiny_model import build_model
 
 PAD, IM_START, IM_END, UNK = "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<unk>"
 SPECIAL_TOKENS = (PAD, IM_START, IM_END)
@@ -106,34 +107,8 @@ def build_tool_tokenizer() -> PreTrainedTokenizerFast:
 
 
 def build_tool_model(tokenizer: PreTrainedTokenizerFast, seed: int) -> Qwen3ForCausalLM:
-    """A seeded random-init Qwen3 (2 layers x 64 hidden, tied embeddings, 512 positions) in float32.
-
-    The seed is applied inside a forked RNG so building a model does not disturb the caller's torch RNG.
-    """
-    config = Qwen3Config(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        head_dim=16,
-        intermediate_size=192,
-        max_position_embeddings=MAX_POSITIONS,
-        tie_word_embeddings=True,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=None,
-        eos_token_id=tokenizer.eos_token_id,
-        rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
-        dtype="float32",
-    )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = Qwen3ForCausalLM(config).to(torch.float32)
-    generation = model.generation_config
-    generation.pad_token_id = tokenizer.pad_token_id
-    generation.bos_token_id = None
-    generation.eos_token_id = tokenizer.eos_token_id
-    return model
+    """The tiny Qwen3 of ``hpt.toy.tiny_model`` with 512 positions: a trajectory with tool results is long."""
+    return build_model(tokenizer, seed, MAX_POSITIONS)
 
 
 def save_tool_model(out_dir: str | os.PathLike[str], seed: int) -> int:
