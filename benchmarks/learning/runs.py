@@ -81,8 +81,12 @@ def _overrides(regime: Regime, budget: Budget, method: Method, seed: int, direct
 def run_method(out: Path, regime: Regime, budget: Budget, method: Method, seed: int) -> RunResult:
     """One trainer process for ``method`` with ``seed``, recorded in ``done.json``; a finished one is reused."""
     directory = run_dir(out, method, seed)
+    return run_trainer(directory, _overrides(regime, budget, method, seed, directory))
+
+
+def run_trainer(directory: Path, overrides: list[str]) -> RunResult:
+    """One ``hpt.main`` process (CPU overlay) writing into ``directory``; reused while its overrides are the same."""
     done = directory / DONE_FILE
-    overrides = _overrides(regime, budget, method, seed, directory)
     if done.is_file():
         record = json.loads(done.read_text())
         if record.get("overrides") == overrides:
