@@ -53,7 +53,8 @@ def method_overrides(family: str, variant: str) -> tuple[str, ...]:
                          f"variants), not {family!r}; pick one of them with --family")
     overrides = TRAINER_STRATEGIES[base]
     if family.endswith(ORIGINAL_SUFFIX):
-        overrides += ("actor_rollout_ref.actor.loss_normalization=original",)
+        overrides += ("actor_rollout_ref.actor.loss_normalization=original",
+                      "actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-sum-norm")
     if variant.startswith("switch"):
         overrides += (f"trainer.sft_warmup_steps={int(variant.removeprefix('switch'))}",)
     return overrides

@@ -3,8 +3,12 @@
 Each method is a family of candidate settings tuned the same way: every candidate × every learning
 rate of the sweep runs on seed 0, the best on the validation split is chosen and run on the other
 seeds, and the test split reports it. SFT→GRPO's candidates are its switch points (a third and two
-thirds of the budget). Every hybrid runs under both ``loss_normalization`` values (``_orig`` = the
-original code's per-micro-batch sums). CHORD's μ schedule and the gates' settings are fixed, not tuned.
+thirds of the budget). Every hybrid runs under both ``loss_normalization`` values: ``_orig`` is the
+original code's loss as the HPT/LUFFY scripts ran it (``loss_remove_token_mean=True``, i.e. verl's
+``seq-mean-token-sum-norm`` Σ/L aggregation, with the original's per-micro-batch sums). Under
+``token-mean`` the two normalisations coincide for a method without an off-policy term (switch, CHORD),
+so the ``_orig`` variants take the scripts' aggregation. CHORD's μ schedule and the gates' settings are
+fixed, not tuned.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from hpt.core.methods import ChordSchedule
 from hpt.toy.engine import MethodConfig
 from hpt.toy.loss import LossSettings
 
-ORIGINAL = LossSettings(loss_normalization="original")
+ORIGINAL = LossSettings(loss_normalization="original", loss_agg_mode="seq-mean-token-sum-norm")
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,12 @@ import pytest
 from benchmarks.learning.cross_check import compare, method_overrides
 
 
-def test_switch_variant_becomes_sft_warmup_and_orig_sets_the_normalisation():
+def test_switch_variant_becomes_sft_warmup_and_orig_sets_the_original_scripts_loss():
     assert method_overrides("sft_grpo", "switch50") == ("trainer.unify_strategy=no", "trainer.sft_warmup_steps=50")
     assert method_overrides("hpt_switch_orig", "") == (
         "trainer.unify_strategy=switch", "trainer.switch_gate=0",
-        "actor_rollout_ref.actor.loss_normalization=original")
+        "actor_rollout_ref.actor.loss_normalization=original",
+        "actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-sum-norm")
 
 
 def test_a_family_the_trainer_cannot_run_as_is_is_refused_with_the_choices():
