@@ -136,6 +136,22 @@ def _check_turns(rows: dict[Path, list], replayer) -> None:
             if raw is None:
                 continue
             where = f"{path} row {i}"
-            replayer.check(parse_turns(raw, where), where)
+            turns = parse_turns(raw, where)
+            replayer.check(turns, where)
+            _check_images(turns, where)
             checked += 1
     logger.info("checked %d multi-turn demonstrations (extra_info.target_turns)", checked)
+
+
+def _check_images(turns: list[dict], where: str) -> None:
+    """Every observation image a demonstration names opens (a visual-RAG page or crop)."""
+    from hpt.data.images import ImageBounds, row_image_problem
+    from hpt.trainer.multiturn import IMAGES_KEY
+
+    for i, message in enumerate(turns):
+        problem = row_image_problem(message.get(IMAGES_KEY), ImageBounds())
+        if problem is not None:
+            raise ValueError(
+                f"{where}: message {i} of extra_info.target_turns: {problem}; rebuild the data (python -m "
+                "hpt.toy.build_vrag for the toy) or fix the path"
+            )
