@@ -133,7 +133,9 @@ def _write_data(tmp: Path, params: dict[str, Any], out: Path) -> str:
     crops = _write_crops(tmp, [row for rows in staged.values() for row in rows], pages)
     prompt, response = _check_demonstrations(staged, out)
     for split, n in sizes.items():  # the same rows, pointing at where the crops will live
-        write_parquet(make_rows(world, n, params["seed"], split, pages, out / "data" / "crops"), tmp / f"{split}.parquet")
+        write_parquet(
+            make_rows(world, n, params["seed"], split, pages, out / "data" / "crops"), tmp / f"{split}.parquet"
+        )
     split_sizes = ", ".join(f"{split} {n}" for split, n in sizes.items())
     return f"{split_sizes}, {crops} crops, longest prompt {prompt} / demonstration {response} tokens"
 
@@ -184,15 +186,25 @@ def build(args: argparse.Namespace) -> str:
     """Ensure every asset under ``args.out``; return the summary."""
     out = args.out.resolve()
     world_params = {"entities": args.entities, "seed": args.seed}
-    data_params = {**world_params, "train_size": args.train_size, "val_size": args.val_size, "test_size": args.test_size}
+    data_params = {
+        **world_params,
+        "train_size": args.train_size,
+        "val_size": args.val_size,
+        "test_size": args.test_size,
+    }
     corpus = out / "pages" / "corpus.jsonl"
     parts = [
-        ensure_asset(out / "model", {"model": "tiny_vrag", "seed": args.seed},
-                     partial(_write_model, seed=args.seed), args.force),
+        ensure_asset(
+            out / "model", {"model": "tiny_vrag", "seed": args.seed}, partial(_write_model, seed=args.seed), args.force
+        ),
         ensure_asset(out / "pages", world_params, partial(_write_pages, params=world_params), args.force),
         ensure_asset(out / "index", world_params, partial(_write_index, corpus=corpus), args.force),
-        ensure_asset(out / "tools", {"index_dir": str(out / "index")},
-                     partial(_write_tool_config, index_dir=out / "index"), args.force),
+        ensure_asset(
+            out / "tools",
+            {"index_dir": str(out / "index")},
+            partial(_write_tool_config, index_dir=out / "index"),
+            args.force,
+        ),
         ensure_asset(out / "data", data_params, partial(_write_data, params=data_params, out=out), args.force),
     ]
     overrides = " ".join(f"{key}={value}" for key, value in RECOMMENDED.items())
