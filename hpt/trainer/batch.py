@@ -205,15 +205,18 @@ def _pad_rows(batch: DataProto, count: int, pad_token_id: int) -> DataProto:
 
 
 def _clear_images(filler: DataProto, prompt_width: int, pad_token_id: int) -> None:
-    """A VLM pad row carries no image: pad ids before its one attended token, no pixels, zero mrope positions.
+    """A VLM pad row carries no image: pad ids around its one attended token, no pixels, zero mrope positions.
 
     verl's Qwen2.5-VL forward requires every image token of a micro-batch to have its features; a
-    pad row that kept its group's image tokens but dropped them from attention would break that.
-    ``{}`` is verl's "no multi-modal inputs" row (it then runs a dummy image so vision grads exist).
+    pad row that kept its group's image tokens (in the prompt, or in a tool observation of the
+    response) but dropped them from attention would break that. ``{}`` is verl's "no multi-modal
+    inputs" row (it then runs a dummy image so vision grads exist).
     """
     ids = filler.batch["input_ids"]
     ids[:, : prompt_width - 1] = pad_token_id
+    ids[:, prompt_width:] = pad_token_id
     filler.batch["prompts"] = ids[:, :prompt_width].clone()
+    filler.batch["responses"] = ids[:, prompt_width:].clone()
     filler.batch["position_ids"] = torch.zeros_like(filler.batch["position_ids"])
     if "multi_modal_inputs" in filler.non_tensor_batch:
         filler.non_tensor_batch["multi_modal_inputs"] = np.array([{} for _ in range(len(filler))], dtype=object)
