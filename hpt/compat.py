@@ -80,7 +80,7 @@ REQUIREMENTS: tuple[Requirement, ...] = (
     Requirement("verl.tools.base_tool", "BaseTool.execute", "the search tool overrides it",
                 ("self", "instance_id", "parameters")),
     Requirement("verl.experimental.agent_loop.tool_agent_loop", "ToolAgentLoop._call_tool",
-                "passes the trajectory's AgentData to BaseTool.execute (tools count calls in it; crop reads its images)",
+                "passes the trajectory's AgentData to BaseTool.execute (tools count calls; crop reads its images)",
                 mentions="agent_data=agent_data"),
     Requirement("verl.experimental.agent_loop.agent_loop", "AgentLoopWorker._postprocess",
                 "copies each trajectory's extra_fields (the tool's call counts) into non_tensor_batch",
