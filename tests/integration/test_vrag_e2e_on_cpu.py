@@ -40,9 +40,9 @@ def run_dir(tmp_path_factory) -> Path:
             f"actor_rollout_ref.rollout.multi_turn.tool_config_path={toy / 'tools' / 'vrag.yaml'}",
             "actor_rollout_ref.rollout.multi_turn.max_assistant_turns=3",
             "actor_rollout_ref.rollout.multi_turn.format=hermes",
-            "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=16",
-            "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=16",
-            "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=16",
+            "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8",
+            "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=8",
+            "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=8",
             timeout=900,
         )
     finally:
