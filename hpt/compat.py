@@ -179,7 +179,15 @@ REQUIREMENTS: tuple[Requirement, ...] = (
                 mentions="torch.cat((text_position_ids, vision_position_ids), dim=1)"),
     Requirement(_TRAINER, "RayPPOTrainer.fit", "pad rows' empty multi_modal_inputs are skipped when counting images",
                 mentions='if "image_grid_thw" not in multi_modal_input.keys()'),
-    # visual RAG (hpt/tools/pages.py, crop.py, hpt/trainer/multiturn.py, vision_rows.py)
+    # visual RAG (hpt/tools/pages.py, crop.py, hpt/trainer/multiturn.py, vision_rows.py, vl_forward.py)
+    Requirement("verl.models.transformers.qwen2_vl", "_get_input_embeds", "wrapped: its image-free path adds "
+                "the vision tower's raw output (a model output in transformers 5) to the embeddings",
+                ("model", "input_ids", "attention_mask", "pixel_values", "pixel_values_videos"),
+                mentions="0.0 * image_embeds.mean()"),
+    Requirement("verl.models.transformers.qwen2_vl", "qwen2_vl_base_forward", "looks the wrapped function up "
+                "in its module at call time", mentions="= _get_input_embeds("),
+    Requirement("verl.utils.transformers_compat", "unpack_visual_output", "the vision tower's embeddings",
+                ("visual_output",)),
     Requirement("verl.tools.schemas", "ToolResponse", "page search and crop answer with images", ("image",)),
     Requirement(_TOOL_LOOP, "ToolAgentLoop._handle_processing_tools_state", "an image tool response is a tool message "
                 "of image parts, then the text; demonstrations replay it the same way",
