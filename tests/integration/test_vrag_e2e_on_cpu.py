@@ -3,7 +3,9 @@
 The random tiny tool VLM rolls out with verl's tool agent loop (page-search and crop tools, the hf rollout
 fed the trajectory's images) and trains, in the same steps, GRPO on its rollouts and SFT on demonstrations
 that search, read the retrieved page image, crop it and answer (``mix``: a random policy never succeeds, so
-HPT's switch would send every group to SFT and no rollout would be trained). Learning is not asserted.
+HPT's switch would send every group to SFT and no rollout would be trained). Micro-batches of 4 rows put
+the rollouts, which call no tool and so carry no image, in micro-batches of their own: verl's image-free
+forward path (``hpt.trainer.vl_forward``). Learning is not asserted.
 """
 
 import json
@@ -40,9 +42,9 @@ def run_dir(tmp_path_factory) -> Path:
             f"actor_rollout_ref.rollout.multi_turn.tool_config_path={toy / 'tools' / 'vrag.yaml'}",
             "actor_rollout_ref.rollout.multi_turn.max_assistant_turns=3",
             "actor_rollout_ref.rollout.multi_turn.format=hermes",
-            "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8",
-            "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=8",
-            "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=8",
+            "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=4",
+            "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=4",
+            "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=4",
             timeout=900,
         )
     finally:
