@@ -42,8 +42,11 @@ def read_page_images(corpus: str | os.PathLike[str]) -> dict[str, Path]:
     for number, line in enumerate(corpus.read_text().splitlines(), start=1):
         if not line.strip():
             continue
-        record = json.loads(line)
-        value = record.get(IMAGE_KEY)
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise PageCorpusError(f"{corpus}:{number} is not JSON ({err})") from err
+        value = record.get(IMAGE_KEY) if isinstance(record, dict) else None
         if not isinstance(value, str) or not value:
             raise PageCorpusError(f"{corpus}:{number} has no {IMAGE_KEY!r} (the page's image file)")
         path = Path(value) if os.path.isabs(value) else corpus.parent / value

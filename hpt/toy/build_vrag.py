@@ -113,13 +113,12 @@ def _write_crops(tmp: Path, rows: list[dict], pages: Path) -> int:
     from hpt.tools.crop import crop_zoom
     from hpt.tools.pages import open_page
     from hpt.toy.vrag import ZOOM, crop_name, facts_asked, line_region
-    from hpt.toy.facts import Fact
 
     (tmp / "crops").mkdir()
     asked = sorted(facts_asked(rows))
     for entity, attribute in asked:
         crop = crop_zoom(open_page(pages / f"{entity}.png"), line_region(attribute), ZOOM)
-        crop.save(tmp / "crops" / crop_name(Fact(entity, attribute, 0)))
+        crop.save(tmp / "crops" / crop_name(entity, attribute))
     return len(asked)
 
 

@@ -84,9 +84,9 @@ def target_turns(fact: Fact, page: Path, crop: Path) -> list[dict[str, Any]]:
     ]
 
 
-def crop_name(fact: Fact) -> str:
-    """The file name of a fact's line crop."""
-    return f"{fact.entity}_{fact.attribute}.png"
+def crop_name(entity: str, attribute: str) -> str:
+    """The file name of the crop of an entity's attribute line."""
+    return f"{entity}_{attribute}.png"
 
 
 def make_rows(world: FactWorld, n: int, seed: int, split: str, pages_dir: Path, crops_dir: Path) -> list[dict]:
@@ -96,7 +96,7 @@ def make_rows(world: FactWorld, n: int, seed: int, split: str, pages_dir: Path, 
     for index in range(n):
         question = make_question(rng, world, split, "lookup")
         fact = question.facts[0]
-        turns = target_turns(fact, pages_dir / f"{fact.entity}.png", crops_dir / crop_name(fact))
+        turns = target_turns(fact, pages_dir / f"{fact.entity}.png", crops_dir / crop_name(fact.entity, fact.attribute))
         rows.append(
             {
                 "data_source": DATA_SOURCE,
