@@ -15,6 +15,11 @@
 # see that). 30 steps, about 3 minutes; the pipeline runs end to end, nothing is expected to be learned.
 # No torchvision is needed (docs/vlm.md explains why).
 #
+# TASK=vrag (CPU): visual RAG: the tiny VLM answers fact questions by calling a `search` tool that returns
+# page images and a `crop` tool that zooms into the last image (`python -m hpt.toy.build_vrag`, built once
+# into .hpt_vrag/). The gate is `mix` (GRPO on the rollouts and SFT on the demonstrated search -> page ->
+# crop -> answer trajectory of every prompt); 20 steps, random model, nothing is expected to be learned.
+#
 # GPU: set MODEL_PATH (a local Hugging Face model directory) and TRAIN_FILES / VAL_FILES (verl
 # parquet with the demonstration in extra_info.target); the same trainer runs with vLLM on
 # N_GPUS GPUs (default 4) in an environment where `pip install -e .[gpu]` was done.
@@ -61,6 +66,40 @@ if [ -z "${MODEL_PATH:-}" ] && [ "${TASK:-arithmetic}" = visual ]; then
     trainer.total_training_steps=30 \
     trainer.test_freq=10 \
     trainer.experiment_name=hpt-luffy-vlm-cpu \
+    trainer.default_local_dir="$CKPT_DIR" \
+    'trainer.logger=[console,file]' \
+    "$@"
+  exit 0
+fi
+
+if [ -z "${MODEL_PATH:-}" ] && [ "${TASK:-arithmetic}" = vrag ]; then
+  . exp_scripts/setup_cpu.sh
+  export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # Ray workers import the tools (hpt.tools.*) from this tree
+  VRAG_DIR="${VRAG_DIR:-$PWD/.hpt_vrag}"
+  python -m hpt.toy.build_vrag --out "$VRAG_DIR"
+  CKPT_DIR="$PWD/checkpoints/hpt-mix-vrag-cpu"
+  trap report_hint EXIT
+  hpt_train_appending_metrics "$CKPT_DIR" --config-name hpt_trainer_cpu \
+    actor_rollout_ref.model.path="$VRAG_DIR/model" \
+    data.train_files="$VRAG_DIR/data/train.parquet" \
+    data.val_files="$VRAG_DIR/data/val.parquet" \
+    data.custom_cls.path=pkg://hpt.cpu.vision_dataset \
+    data.custom_cls.name=PillowVisionDataset \
+    data.max_prompt_length=128 \
+    data.max_response_length=256 \
+    data.train_batch_size=8 \
+    actor_rollout_ref.rollout.n=2 \
+    actor_rollout_ref.actor.ppo_mini_batch_size=8 \
+    actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8 \
+    actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=8 \
+    actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=8 \
+    actor_rollout_ref.rollout.multi_turn.tool_config_path="$VRAG_DIR/tools/vrag.yaml" \
+    actor_rollout_ref.rollout.multi_turn.max_assistant_turns=3 \
+    actor_rollout_ref.rollout.multi_turn.format=hermes \
+    trainer.unify_strategy=mix \
+    trainer.total_training_steps=20 \
+    trainer.test_freq=10 \
+    trainer.experiment_name=hpt-mix-vrag-cpu \
     trainer.default_local_dir="$CKPT_DIR" \
     'trainer.logger=[console,file]' \
     "$@"

@@ -80,7 +80,7 @@ REQUIREMENTS: tuple[Requirement, ...] = (
     Requirement("verl.tools.base_tool", "BaseTool.execute", "the search tool overrides it",
                 ("self", "instance_id", "parameters")),
     Requirement("verl.experimental.agent_loop.tool_agent_loop", "ToolAgentLoop._call_tool",
-                "passes the trajectory's AgentData to BaseTool.execute (the tool counts calls in it)",
+                "passes the trajectory's AgentData to BaseTool.execute (tools count calls; crop reads its images)",
                 mentions="agent_data=agent_data"),
     Requirement("verl.experimental.agent_loop.agent_loop", "AgentLoopWorker._postprocess",
                 "copies each trajectory's extra_fields (the tool's call counts) into non_tensor_batch",
@@ -179,6 +179,25 @@ REQUIREMENTS: tuple[Requirement, ...] = (
                 mentions="torch.cat((text_position_ids, vision_position_ids), dim=1)"),
     Requirement(_TRAINER, "RayPPOTrainer.fit", "pad rows' empty multi_modal_inputs are skipped when counting images",
                 mentions='if "image_grid_thw" not in multi_modal_input.keys()'),
+    # visual RAG (hpt/tools/pages.py, crop.py, hpt/trainer/multiturn.py, vision_rows.py, vl_forward.py)
+    Requirement("verl.models.transformers.qwen2_vl", "_get_input_embeds", "wrapped: its image-free path adds "
+                "the vision tower's raw output (a model output in transformers 5) to the embeddings",
+                ("model", "input_ids", "attention_mask", "pixel_values", "pixel_values_videos"),
+                mentions="0.0 * image_embeds.mean()"),
+    Requirement("verl.models.transformers.qwen2_vl", "qwen2_vl_base_forward", "looks the wrapped function up "
+                "in its module at call time", mentions="= _get_input_embeds("),
+    Requirement("verl.utils.transformers_compat", "unpack_visual_output", "the vision tower's embeddings",
+                ("visual_output",)),
+    Requirement("verl.tools.schemas", "ToolResponse", "page search and crop answer with images", ("image",)),
+    Requirement(_TOOL_LOOP, "ToolAgentLoop._handle_processing_tools_state", "an image tool response is a tool message "
+                "of image parts, then the text; demonstrations replay it the same way",
+                mentions='content.append({"type": "image", "image": img})'),
+    Requirement(_TOOL_LOOP, "ToolAgentLoop._handle_processing_tools_state", "a tool response's images join the "
+                "rollout's images only once its turn fits, as the replay keeps them",
+                mentions="agent_data.image_data.append(img)"),
+    Requirement("verl.experimental.agent_loop.agent_loop", "AgentLoopWorker._compute_position_ids",
+                "demonstration rows with images take their mrope positions from the processor's bound "
+                "get_rope_index with mm_token_type_ids, as rollout rows do", mentions="self.processor.get_rope_index("),
 )
 
 

@@ -49,3 +49,4 @@ AGENT_TOOL_ERRORS = "hpt/agent/tool_errors"  # tool results that are verl's erro
 AGENT_DEMO_TURNS_DROPPED = "hpt/agent/demo_turns_dropped"  # assistant turns cut from demonstrations by the budget
 AGENT_DEMO_TOOL_ROWS = "hpt/agent/demo_rows_with_tool_calls"  # trained demonstration rows that call a tool
 AGENT_RL_TOOL_ROWS = "hpt/agent/rl_rows_with_tool_calls"  # rollouts kept for RL (weight > 0) that call a tool
+AGENT_DEMO_IMAGES = "hpt/agent/demo_observation_images"  # observation images (pages, crops) in trained demonstrations

@@ -2,7 +2,8 @@
 
 Order matters (verl caches the platform at import time in several modules): the CPU platform is
 registered first, and only when ``VERL_PLATFORM=cpu``; then the ``hf`` rollout; then the FSDP
-engine that counts the hybrid loss's normalisers; then hpt's RL policy losses; last the user's
+engine that counts the hybrid loss's normalisers and the fix of verl's VLM forward on image-free
+micro-batches; then hpt's RL policy losses; last the user's
 extension modules that the driver published in ``HPT_IMPORTS`` (``hpt.imports``, see
 ``hpt.extensions``). verl swallows plugin import errors, so ``check_registrations`` is called at
 start-up to fail loudly instead, and a failing extension import is logged as an error here.
@@ -17,6 +18,7 @@ if os.environ.get("VERL_PLATFORM") == "cpu":
 import hpt.cpu.hf_rollout  # noqa: E402,F401  (registers rollout name "hf")
 from hpt.cpu import images_only_video  # noqa: E402  (torchvision-free VLM processors load by name)
 import hpt.trainer.engine  # noqa: E402,F401  (counting FSDP engine for the hybrid loss)
+import hpt.trainer.vl_forward  # noqa: E402,F401  (verl's Qwen2.5-VL forward on image-free micro-batches)
 import hpt.trainer.policy_losses  # noqa: E402,F401  (registers loss_mode "unclipped")
 from hpt import extensions  # noqa: E402
 

@@ -90,7 +90,7 @@ def _check_positions(config: DictConfig) -> None:
 def _replayer(config: DictConfig):
     """The trainer's tool set-up (tools, parser, CT builder), built here to check with."""
     from transformers import AutoConfig
-    from verl.utils import hf_tokenizer
+    from verl.utils import hf_processor, hf_tokenizer
     from verl.utils.fs import copy_to_local
 
     from hpt.trainer.multiturn import demo_source
@@ -102,7 +102,8 @@ def _replayer(config: DictConfig):
     if custom is not None:  # the agent loop applies it the same way
         tokenizer.chat_template = custom
     model_type = getattr(AutoConfig.from_pretrained(model_path, trust_remote_code=True), "model_type", None)
-    return demo_source(config, tokenizer, prompt_builder(tokenizer, config.data, None, model_type)).replayer
+    processor = hf_processor(model_path, trust_remote_code=True)  # a VLM's builder renders through it; None for text
+    return demo_source(config, tokenizer, prompt_builder(tokenizer, config.data, processor, model_type)).replayer
 
 
 def _probe_template(replayer, config: DictConfig) -> None:
@@ -136,6 +137,22 @@ def _check_turns(rows: dict[Path, list], replayer) -> None:
             if raw is None:
                 continue
             where = f"{path} row {i}"
-            replayer.check(parse_turns(raw, where), where)
+            turns = parse_turns(raw, where)
+            replayer.check(turns, where)
+            _check_images(turns, where)
             checked += 1
     logger.info("checked %d multi-turn demonstrations (extra_info.target_turns)", checked)
+
+
+def _check_images(turns: list[dict], where: str) -> None:
+    """Every observation image a demonstration names opens (a visual-RAG page or crop)."""
+    from hpt.data.images import ImageBounds, row_image_problem
+    from hpt.trainer.multiturn import IMAGES_KEY
+
+    for i, message in enumerate(turns):
+        problem = row_image_problem(message.get(IMAGES_KEY), ImageBounds())
+        if problem is not None:
+            raise ValueError(
+                f"{where}: message {i} of extra_info.target_turns: {problem}; rebuild the data (python -m "
+                "hpt.toy.build_vrag for the toy) or fix the path"
+            )

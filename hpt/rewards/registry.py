@@ -206,6 +206,7 @@ register_verifier("hpt/arithmetic", _arithmetic)
 register_verifier("hpt/facts", _arithmetic)  # the fact-lookup toy (hpt.toy.facts) answers the same way
 register_verifier("hotpotqa", qa.compute_score)  # exact match on <answer>...</answer> (hpt.data.prepare hotpotqa)
 register_verifier("hpt/visual", _arithmetic)  # the visual toy task answers like the arithmetic one
+register_verifier("hpt/vrag", _arithmetic)  # the visual-RAG toy (hpt.toy.vrag) answers like the fact lookup
 register_verifier("slidevqa", docqa.compute_score, prefix=True)  # document QA: ANLS / exact match
 # Every math source gets the math verifier; its mode (lenient or strict) defaults per source:
 # hpt.rewards.math.SOURCE_MODES.

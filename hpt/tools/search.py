@@ -79,13 +79,22 @@ class SearchTool(BaseTool):
             return self.index.search(query, self.top_k)
         return search_remote(self.url, query, self.top_k, self.timeout_s)
 
+    def observe(self, parameters: Any) -> tuple[ToolResponse, bool]:
+        """What the model reads after one call (the documents as text), and whether the call failed."""
+        text, error = search_observation(parameters, self._search)
+        return ToolResponse(text=text), error
+
     async def execute(self, instance_id: str, parameters: dict[str, Any], **kwargs) -> tuple[ToolResponse, float, dict]:
         """Run one search; never raises (a failure is an observation the model reads and a counted error)."""
-        text, error = await asyncio.to_thread(search_observation, parameters, self._search)
-        _count(error)
-        agent_data = kwargs.get("agent_data")
-        if agent_data is not None:
-            fields = agent_data.extra_fields
-            fields[CALLS_FIELD] = fields.get(CALLS_FIELD, 0) + 1
-            fields[ERRORS_FIELD] = fields.get(ERRORS_FIELD, 0) + int(error)
-        return ToolResponse(text=text), 0.0, {"search_error": int(error)}
+        response, error = await asyncio.to_thread(self.observe, parameters)
+        record_call(kwargs.get("agent_data"), error)
+        return response, 0.0, {"search_error": int(error)}
+
+
+def record_call(agent_data: Any, error: bool) -> None:
+    """Count one call of an hpt tool in this process and, when verl passes it, in the trajectory's extra fields."""
+    _count(error)
+    if agent_data is not None:
+        fields = agent_data.extra_fields
+        fields[CALLS_FIELD] = fields.get(CALLS_FIELD, 0) + 1
+        fields[ERRORS_FIELD] = fields.get(ERRORS_FIELD, 0) + int(error)

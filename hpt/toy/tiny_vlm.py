@@ -68,7 +68,7 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
 
 
 def build_processor(tokenizer: PreTrainedTokenizerFast) -> Qwen2_5_VLProcessor:
-    """Qwen2.5-VL processor from torchvision-free parts, sized for 4-16 tokens per image."""
+    """Qwen2.5-VL processor from torchvision-free parts (the tokenizer's chat template), 4-16 tokens per image."""
     register()
     sizes = {"min_pixels": MIN_PIXELS, "max_pixels": MAX_PIXELS}
     image_processor = Qwen2VLImageProcessorPil(
@@ -81,11 +81,11 @@ def build_processor(tokenizer: PreTrainedTokenizerFast) -> Qwen2_5_VLProcessor:
         image_processor=image_processor,
         tokenizer=tokenizer,
         video_processor=video_processor,
-        chat_template=CHAT_TEMPLATE,
+        chat_template=tokenizer.chat_template,
     )
 
 
-def build_config(tokenizer: PreTrainedTokenizerFast) -> Qwen2_5_VLConfig:
+def build_config(tokenizer: PreTrainedTokenizerFast, max_positions: int = MAX_POSITIONS) -> Qwen2_5_VLConfig:
     """2-layer x 64 text model (mrope sections sum to head_dim/2 = 8) and a 1-block x 32 vision tower."""
     ids = {name: tokenizer.convert_tokens_to_ids(name) for name in VISION_TOKENS}
     text = {
@@ -95,7 +95,7 @@ def build_config(tokenizer: PreTrainedTokenizerFast) -> Qwen2_5_VLConfig:
         "num_hidden_layers": 2,
         "num_attention_heads": 4,
         "num_key_value_heads": 4,
-        "max_position_embeddings": MAX_POSITIONS,
+        "max_position_embeddings": max_positions,
         "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
         "pad_token_id": tokenizer.pad_token_id,
         "bos_token_id": tokenizer.bos_token_id,
@@ -128,11 +128,13 @@ def build_config(tokenizer: PreTrainedTokenizerFast) -> Qwen2_5_VLConfig:
     )
 
 
-def build_model(tokenizer: PreTrainedTokenizerFast, seed: int) -> Qwen2_5_VLForConditionalGeneration:
+def build_model(
+    tokenizer: PreTrainedTokenizerFast, seed: int, max_positions: int = MAX_POSITIONS
+) -> Qwen2_5_VLForConditionalGeneration:
     """Seeded random init in a forked RNG (the caller's torch RNG is untouched)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = Qwen2_5_VLForConditionalGeneration(build_config(tokenizer)).to(torch.float32)
+        model = Qwen2_5_VLForConditionalGeneration(build_config(tokenizer, max_positions)).to(torch.float32)
     generation = model.generation_config
     generation.pad_token_id = tokenizer.pad_token_id
     generation.bos_token_id = tokenizer.bos_token_id

@@ -36,9 +36,31 @@ CHARACTERS = "".join(c for c in string.printable if c.isprintable()) + "\n"  # 9
 GENERATION_PROMPT = f"{IM_START}assistant\n"
 MAX_POSITIONS = 512
 
-# A tool call renders as hermes JSON with json.dumps' default separators (what jinja's tojson writes), so a
-# demonstration written with ``tool_call_text`` is exactly what the template renders for the same call.
-CHAT_TEMPLATE = (
+# A message's text: its string content, or (with ``image_part``) its list of parts as verl builds them for a
+# vision-language model ({"type": "image", ...} rendered as ``image_part``, {"type": "text", "text": ...}).
+_TEXT_CONTENT = "{%- set content = message['content'] if message['content'] is string else '' -%}"
+_PARTS_CONTENT = (
+    "{%- set parts = namespace(text='') -%}"
+    "{%- if message['content'] is string -%}{%- set parts.text = message['content'] -%}"
+    "{%- elif message['content'] -%}{%- for part in message['content'] -%}"
+    "{%- if part['type'] == 'image' or 'image' in part -%}{%- set parts.text = parts.text + IMAGE_PART -%}"
+    "{%- elif part['type'] == 'text' -%}{%- set parts.text = parts.text + part['text'] -%}{%- endif -%}"
+    "{%- endfor -%}{%- endif -%}"
+    "{%- set content = parts.text -%}"
+)
+
+
+def chat_template(image_part: str | None = None) -> str:
+    """The compact ChatML template; with ``image_part``, user and tool turns may be lists of image/text parts.
+
+    A tool call renders as hermes JSON with json.dumps' default separators (what jinja's tojson writes), so
+    a demonstration written with ``tool_call_text`` is exactly what the template renders for the same call.
+    """
+    content = _TEXT_CONTENT if image_part is None else _PARTS_CONTENT.replace("IMAGE_PART", repr(image_part))
+    return _TEMPLATE.replace(_TEXT_CONTENT, content)
+
+
+_TEMPLATE = (
     "{%- set ns = namespace(start=0) -%}"
     "{%- if tools -%}"
     "{{- '<|im_start|>system\\n' -}}"
@@ -74,6 +96,7 @@ CHAT_TEMPLATE = (
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
 )
+CHAT_TEMPLATE = chat_template()
 
 
 def tool_call_text(name: str, arguments: dict) -> str:

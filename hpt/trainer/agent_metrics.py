@@ -74,6 +74,7 @@ def agent_metrics(
         M.AGENT_TOOL_ERRORS: int(errors.sum()),
         M.AGENT_DEMO_TURNS_DROPPED: sum(demo.dropped_turns for demo in demos),
         M.AGENT_DEMO_TOOL_ROWS: sum(demo.tool_calls > 0 for demo in trained),
+        M.AGENT_DEMO_IMAGES: sum(len(demo.images) for demo in trained),
         M.AGENT_RL_TOOL_ROWS: int(sum(calls[row] > 0 for row in kept)),
     }
     turns = batch.non_tensor_batch.get("__num_turns__")

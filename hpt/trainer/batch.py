@@ -11,6 +11,7 @@ its group's ``uid``. Pad rows are copies with no loss tokens, zero weights and a
 import verl  # noqa: F401  (first: lets verl load hpt's plugin before the imports below)
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,6 +20,7 @@ from verl import DataProto
 from verl.utils.model import compute_position_id_with_mask
 
 from hpt.core.plan import DemoRow, RebuildPlan
+from hpt.trainer import vision_rows
 from hpt.trainer.engine import WEIGHT_KEYS
 
 
@@ -28,7 +30,8 @@ class Demonstration:
 
     ``loss_mask`` (same length; None = every token) marks the tokens the policy emits: a multi-turn
     demonstration's tool results and template scaffolding are attended context with mask 0.
-    ``dropped_turns`` and ``tool_calls`` describe a multi-turn demonstration (``hpt.trainer.multiturn``).
+    ``dropped_turns`` and ``tool_calls`` describe a multi-turn demonstration (``hpt.trainer.multiturn``);
+    ``images`` are the images its tool observations show, in order (visual RAG: retrieved pages, crops).
     """
 
     token_ids: tuple[int, ...]
@@ -36,15 +39,20 @@ class Demonstration:
     loss_mask: tuple[int, ...] | None = None
     dropped_turns: int = 0
     tool_calls: int = 0
+    images: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
 class DemoOptions:
-    """How demonstration rows are stamped: ``scale`` (this step's lambda) multiplies their weights."""
+    """How demonstration rows are stamped: ``scale`` (this step's lambda) multiplies their weights.
+
+    ``processor`` (a vision-language policy's, as verl built it) rebuilds the images of VLM rows.
+    """
 
     pad_token_id: int
     scale: float = 1.0
     reward: float = 1.0
+    processor: Any = None
 
 
 def tokenize_demonstration(tokenizer, text: str, max_tokens: int) -> Demonstration:
@@ -94,12 +102,14 @@ def demo_position_ids(source_positions: torch.Tensor, attention_mask: torch.Tens
 
 
 def demonstration_rows(
-    source: DataProto, demos: list[Demonstration], pad_token_id: int, uids: np.ndarray
+    source: DataProto, demos: list[Demonstration], pad_token_id: int, uids: np.ndarray, processor: Any = None
 ) -> DataProto:
     """One row per demonstration: the prompt of the matching ``source`` row, response = demonstration.
 
     Attention covers the whole demonstration; ``response_mask`` (hence ``prefix_mask``) only its
     loss-mask tokens. Every tensor the rebuilt rows do not define (rewards, log-probs, ...) is zero.
+    With ``processor`` a VLM row carries its prompt's images and its demonstration's (``vision_rows``);
+    without, it keeps the group row's multi-modal inputs (exact when rollouts add no images).
     """
     rows, width = len(source), source.batch["responses"].shape[-1]
     responses = torch.full((rows, width), pad_token_id, dtype=source.batch["responses"].dtype)
@@ -125,9 +135,28 @@ def demonstration_rows(
     tensors = {key: built.get(key, torch.zeros_like(value)) for key, value in source.batch.items()}
     non_tensors = {key: value.copy() for key, value in source.non_tensor_batch.items()}
     non_tensors["uid"] = uids
+    if any(demo.images for demo in demos) or (processor is not None and "multi_modal_inputs" in non_tensors):
+        _demo_images(tensors, non_tensors, demos, processor)
     return DataProto(
         batch=TensorDict(tensors, batch_size=[rows]), non_tensor_batch=non_tensors, meta_info=source.meta_info
     )
+
+
+def _demo_images(tensors: dict, non_tensors: dict, demos: list[Demonstration], processor: Any) -> None:
+    """Each VLM demonstration row's multi-modal inputs, and mrope positions where its demonstration has images."""
+    if processor is None or "multi_modal_inputs" not in non_tensors or tensors["position_ids"].dim() != 3:
+        raise ValueError(
+            "a demonstration with images (extra_info.target_turns tool results with 'images') needs a "
+            "vision-language policy and its processor; the batch has no multi-modal inputs or no processor was given"
+        )
+    inputs = non_tensors["multi_modal_inputs"]
+    for i, demo in enumerate(demos):
+        inputs[i] = vision_rows.demo_inputs(processor, inputs[i], tensors["prompts"][i], demo.images)
+        vision_rows.check_aligned(tensors["input_ids"][i], inputs[i], processor, f"demonstration row {i}")
+        if demo.images:
+            tensors["position_ids"][i] = vision_rows.mrope_positions(
+                processor, tensors["input_ids"][i], tensors["attention_mask"][i], inputs[i].get("image_grid_thw")
+            )
 
 
 def _planned_demo_rows(
@@ -138,7 +167,7 @@ def _planned_demo_rows(
     uids = np.array(
         [source.non_tensor_batch["uid"][i] if d.in_group else fresh[i] for i, d in enumerate(planned)], dtype=object
     )
-    rows = demonstration_rows(source, demos, options.pad_token_id, uids)
+    rows = demonstration_rows(source, demos, options.pad_token_id, uids, options.processor)
     scored = torch.tensor([d.in_group or d.off_weight > 0 for d in planned])
     if "rm_scores" in rows.batch.keys() and scored.any():
         prompt_width = rows.batch["prompts"].shape[-1]
@@ -176,15 +205,18 @@ def _pad_rows(batch: DataProto, count: int, pad_token_id: int) -> DataProto:
 
 
 def _clear_images(filler: DataProto, prompt_width: int, pad_token_id: int) -> None:
-    """A VLM pad row carries no image: pad ids before its one attended token, no pixels, zero mrope positions.
+    """A VLM pad row carries no image: pad ids around its one attended token, no pixels, zero mrope positions.
 
     verl's Qwen2.5-VL forward requires every image token of a micro-batch to have its features; a
-    pad row that kept its group's image tokens but dropped them from attention would break that.
-    ``{}`` is verl's "no multi-modal inputs" row (it then runs a dummy image so vision grads exist).
+    pad row that kept its group's image tokens (in the prompt, or in a tool observation of the
+    response) but dropped them from attention would break that. ``{}`` is verl's "no multi-modal
+    inputs" row (it then runs a dummy image so vision grads exist).
     """
     ids = filler.batch["input_ids"]
     ids[:, : prompt_width - 1] = pad_token_id
+    ids[:, prompt_width:] = pad_token_id
     filler.batch["prompts"] = ids[:, :prompt_width].clone()
+    filler.batch["responses"] = ids[:, prompt_width:].clone()
     filler.batch["position_ids"] = torch.zeros_like(filler.batch["position_ids"])
     if "multi_modal_inputs" in filler.non_tensor_batch:
         filler.non_tensor_batch["multi_modal_inputs"] = np.array([{} for _ in range(len(filler))], dtype=object)

@@ -11,6 +11,11 @@ chat template would not be equivalent (Qwen3's template rewrites past assistant 
 
 Truncation keeps whole turns: a turn that overflows the response budget is dropped with everything
 after it (only a first assistant turn that alone overflows is cut), and the dropped turns are counted.
+
+A tool message may name images (``"images": [path, ...]``, e.g. a retrieved page and a crop of it): it
+is replayed as the tool agent loop builds an image tool response, a list of image parts then the text,
+so a vision-language builder expands each image into its tokens (mask 0, never trained), and the kept
+turns' images travel with the demonstration (``Demonstration.images``) into the row's pixel inputs.
 """
 
 import verl  # noqa: F401  (first: lets verl load hpt's plugin before the imports below)
@@ -34,6 +39,7 @@ logger = logging.getLogger(__name__)
 TOOL_AGENT = "tool_agent"
 TURNS_KEY = "target_turns"
 TOOL_PATH_KEYS = ("tool_config_path", "function_tool_path")
+IMAGES_KEY = "images"
 MULTI_TURN = "actor_rollout_ref.rollout.multi_turn"
 
 
@@ -73,6 +79,11 @@ def parse_turns(raw: str, where: str) -> list[dict[str, Any]]:
             )
         if role == "tool" and previous is None:
             raise DemoTurnsError(f"{where}: {TURNS_KEY} starts with a tool message; start it with an assistant turn")
+        images = message.get(IMAGES_KEY)
+        if images is not None and (
+            role != "tool" or not isinstance(images, list) or not all(isinstance(p, str) and p for p in images)
+        ):
+            raise DemoTurnsError(f"{where}: message {i}: '{IMAGES_KEY}' is a list of image paths on tool messages")
         previous = role
     if previous != "assistant":
         raise DemoTurnsError(f"{where}: {TURNS_KEY} ends with a tool message; end it with the assistant's answer")
@@ -137,6 +148,7 @@ class _Replay:
     assistant_turns: int = 0
     user_turns: int = 0
     tool_calls: int = 0
+    images: tuple = ()
 
 
 class TurnReplayer:
@@ -194,7 +206,7 @@ class TurnReplayer:
             i += 1
             if len(state.mask) > budget and kept is not None:
                 break  # keep whole turns: drop this one
-            kept = (list(state.runtime), list(state.mask), state.assistant_turns, state.tool_calls)
+            kept = (list(state.runtime), list(state.mask), state.assistant_turns, state.tool_calls, state.images)
             if len(state.mask) >= budget or self._turn_limit_reached(state):
                 break
             content, calls = self.calls(ids)
@@ -206,15 +218,17 @@ class TurnReplayer:
             while end < len(turns) and turns[end]["role"] == "tool":
                 end += 1
             previous = list(state.messages)
-            state.messages.extend(self._tool_message(m) for m in turns[i:end])
+            results = [self._tool_message(m) for m in turns[i:end]]
+            state.messages.extend(message for message, _ in results)
             i = end
             merged = self.builder.merge_context_tokens(previous, state.messages, state.runtime, tools=self.schemas)
             mask, _ = self.builder.align_response_metadata(merged, state.mask)
             if len(mask) >= budget:
                 break  # the rollout drops a tool turn that does not fit (its result is not in the sample)
             state.runtime, state.mask = merged.token_ids, mask
+            state.images += tuple(image for _, images in results for image in images)
             state.user_turns += 1
-        runtime, mask, kept_turns, tool_calls = kept
+        runtime, mask, kept_turns, tool_calls, images = kept
         total_turns = sum(m["role"] == "assistant" for m in turns)
         response = runtime[len(runtime) - len(mask) :]
         if runtime[: len(runtime) - len(mask)] != list(prompt_ids):
@@ -225,6 +239,7 @@ class TurnReplayer:
             loss_mask=tuple(mask[:budget]),
             dropped_turns=total_turns - kept_turns,
             tool_calls=tool_calls,
+            images=images,
         )
 
     def _merge(self, state: _Replay, merged) -> None:
@@ -238,11 +253,32 @@ class TurnReplayer:
             or (limits.max_user_turns and state.user_turns >= limits.max_user_turns)
         )
 
-    def _tool_message(self, message: dict[str, Any]) -> dict[str, Any]:
-        out = {"role": "tool", "content": self.limits.clip_tool_text(message["content"])}
+    def _tool_message(self, message: dict[str, Any]) -> tuple[dict[str, Any], tuple]:
+        """The tool message as the rollout records it, and the images it shows (opened)."""
+        text = self.limits.clip_tool_text(message["content"])
+        images = tuple(open_image(path) for path in message.get(IMAGES_KEY) or ())
+        if images:  # verl's image tool response: image parts, then the text if any
+            content = [{"type": "image", "image": image} for image in images]
+            out = {"role": "tool", "content": content + ([{"type": "text", "text": text}] if text else [])}
+        else:
+            out = {"role": "tool", "content": text}
         if message.get("tool_call_id") is not None:
             out["tool_call_id"] = message["tool_call_id"]
-        return out
+        return out, images
+
+
+def open_image(path: str):
+    """A demonstration's observation image, loaded as RGB (what the image tools return)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except OSError as err:
+        raise DemoTurnsError(
+            f"demonstration image {path} cannot be read ({type(err).__name__}: {err}); the start-up check "
+            f"reports every missing image of extra_info.{TURNS_KEY} with its row"
+        ) from err
 
 
 def _assistant_message(content: str, calls: list) -> dict[str, Any]:

@@ -248,7 +248,9 @@ class HPTRayTrainer(RayPPOTrainer):
         if mu is not None:
             plan = dataclasses.replace(plan, keep_weights=tuple(w * (1.0 - mu) for w in plan.keep_weights))
         demos = [self._demo_source.demo(source, d.source_row, budget) for d in plan.demos]
-        options = DemoOptions(self.tokenizer.pad_token_id, scale=scale, reward=self.hpt.demo_reward)
+        options = DemoOptions(
+            self.tokenizer.pad_token_id, scale=scale, reward=self.hpt.demo_reward, processor=self.processor
+        )
         rebuilt = apply_plan(source, plan, demos, options, stream)
         # per-row success (SRFT's rollout weights); demonstration rows carry demo_reward when scored
         rebuilt.batch["hpt_success"] = (rebuilt.batch["rm_scores"].sum(-1) > self.hpt.success_threshold).float()

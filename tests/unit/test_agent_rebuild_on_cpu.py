@@ -93,7 +93,7 @@ def _trainer(replayer) -> HPTRayTrainer:
     trainer.hpt = HPTSettings.from_trainer_config(config.trainer)
     trainer._gates = {"switch": build_gate("switch")}
     trainer._sft_stream, trainer._history, trainer._warned_truncation, trainer._selector = None, None, False, None
-    trainer.tokenizer = replayer.tokenizer
+    trainer.tokenizer, trainer.processor = replayer.tokenizer, None
     trainer._demo_source = DemoSource(replayer.tokenizer, replayer)
     trainer.global_steps, trainer.total_training_steps = 1, 4
     trainer._get_dp_size = lambda worker_group, role: 1
@@ -130,7 +130,7 @@ def test_switch_gates_multi_turn_groups_on_the_final_reward_and_trains_the_repla
     assert metrics[M.AGENT_TOOL_CALLS] == pytest.approx(np.mean(calls))
     assert metrics[M.AGENT_TOOL_ERRORS] == 1
     assert metrics[M.AGENT_DEMO_TOOL_ROWS] == 1 and metrics[M.AGENT_RL_TOOL_ROWS] == 2
-    assert metrics[M.AGENT_DEMO_TURNS_DROPPED] == 0
+    assert metrics[M.AGENT_DEMO_TURNS_DROPPED] == 0 and metrics[M.AGENT_DEMO_IMAGES] == 0  # text observations
 
 
 def test_a_scored_demonstration_gets_its_reward_on_the_last_attended_token(replayer):

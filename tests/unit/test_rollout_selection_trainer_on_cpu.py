@@ -163,7 +163,7 @@ def _trainer(selector: RolloutSelector, routed_keys: list[int], probes: dict) ->
     trainer.hpt = HPTSettings.from_trainer_config(trainer.config.trainer)
     trainer._gates = {"switch": build_gate("switch")}
     trainer._sft_stream, trainer._history, trainer._warned_truncation = None, None, False
-    trainer.tokenizer = build_tokenizer()
+    trainer.tokenizer, trainer.processor = build_tokenizer(), None
     trainer._prompt_builder = prompt_builder(trainer.tokenizer, OmegaConf.create({}), None, "qwen3")
     trainer._demo_source = DemoSource(trainer.tokenizer, None)
     trainer._selector = selector

@@ -82,16 +82,18 @@ def _rollout_batch(processor, responses: list[list[int]]) -> DataProto:
     return batch
 
 
-@pytest.fixture(scope="module")
-def rebuilt(processor):
-    """Switch gate at 0: both groups fail -> two demonstration rows, padded to a multiple of 8 rows."""
+@pytest.fixture(scope="module", params=[False, True], ids=["group-inputs", "rebuilt-by-processor"])
+def rebuilt(processor, request):
+    """Switch gate at 0: both groups fail -> two demonstration rows, padded to a multiple of 8 rows; the demo
+    rows' image inputs copied from the group row (no processor) or rebuilt by the processor (the trainer's)."""
     batch = _rollout_batch(processor, [[5, 6, 7], [8]])
     groups = count_successes(batch.batch["rm_scores"].sum(-1), group_index(batch.non_tensor_batch["uid"]))
     infos = batch.non_tensor_batch["extra_info"]
     plan = plan_rebuild(groups, [True, True], build_gate("switch"), GateConfig(0), 8)
     demos = [tokenize_demonstration(processor.tokenizer, demonstration_target(infos[r]), RESPONSE_LEN)
              for r in plan.demo_source_rows]
-    out = apply_plan(batch, plan, demos, DemoOptions(processor.tokenizer.pad_token_id))
+    options = DemoOptions(processor.tokenizer.pad_token_id, processor=processor if request.param else None)
+    out = apply_plan(batch, plan, demos, options)
     return plan, out
 
 
