@@ -114,16 +114,28 @@ def markdown_table(rows: Sequence[dict[str, Any]], base_acc: float, target: floa
     return "\n".join(lines) + "\n"
 
 
+ORIGINAL_SUFFIX = "_orig"
+
+
 def plot(path: Path, title: str, rows: Sequence[dict[str, Any]]) -> None:
-    """Mean test accuracy against steps, one line per method (its chosen setting)."""
+    """Mean test accuracy against steps, one line per method (its chosen setting).
+
+    A method and its ``_orig`` variant share a colour; the variant is dashed.
+    """
+    from matplotlib import colormaps
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(8, 5))
     axes = figure.add_subplot()
+    bases = list(dict.fromkeys(row["method"].removesuffix(ORIGINAL_SUFFIX) for row in rows))
+    colours = colormaps["tab10"]
     for row in rows:
         if row["chosen"] is not None:
             steps = sorted(row["curve"])
-            axes.plot(steps, [row["curve"][s] for s in steps], marker=".", label=f"{row['label']} ({row['chosen']})")
+            colour = colours(bases.index(row["method"].removesuffix(ORIGINAL_SUFFIX)) % colours.N)
+            style = "--" if row["method"].endswith(ORIGINAL_SUFFIX) else "-"
+            axes.plot(steps, [row["curve"][s] for s in steps], style, color=colour, marker=".",
+                      label=f"{row['label']} ({row['chosen']})")
     axes.set(xlabel="step", ylabel="greedy test accuracy", title=title)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=7)
