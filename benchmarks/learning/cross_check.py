@@ -201,7 +201,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     trained: RunResult = run_trainer(directory, trainer_overrides(regime, run, settings["eval_size"], args.family,
                                                                   chosen.variant, directory))
     trainer_curve = load_curves(RunResult(directory / METRICS_FILE, trained.wall_seconds)).val
-    engine_curves = {seed: report.curve(record, "test") for seed, record in engine_runs.items()}
+    results = engine_results(args.engine_out, args.regime, args.family)  # seeds that finished meanwhile too
+    engine_curves = {spec.seed: report.curve(record, "test") for spec, record in results.items()
+                     if (spec.variant, spec.lr) == (chosen.variant, chosen.lr)}
     result = compare(trainer_curve, list(engine_curves.values()), settings["eval_size"])
     text = markdown(args.family, args.regime, RunSpec(args.regime, args.family, chosen.variant, chosen.lr, args.seed),
                     sorted(engine_curves), result, trained.wall_seconds, machine)
