@@ -28,9 +28,10 @@ def test_the_choice_is_the_least_wasteful_candidate_within_the_validation_tolera
     def spec(arm: str) -> SelectionRun:
         return SelectionRun("knowledge_gap", arm, 0, 1e-3, 0)
 
-    results = {spec("off"): {"history": _history([0.8], val=0.50, test=0.0)},
-               spec("default"): {"history": _history([0.6], val=0.49, test=0.0)},
-               spec("eager"): {"history": _history([0.3], val=0.45, test=0.9)},  # lowest waste, loses 0.05 val
+    # validation = mean of the last two evaluations: step 0 (0.1) and the last one
+    results = {spec("off"): {"history": _history([0.8], val=0.50, test=0.0)},  # 0.30
+               spec("default"): {"history": _history([0.6], val=0.48, test=0.0)},  # 0.29
+               spec("eager"): {"history": _history([0.3], val=0.40, test=0.9)},  # 0.25: lowest waste, loses 0.05
                spec("greedy"): None}  # failed: not a candidate
     chosen, table = choose(results, ["knowledge_gap"], tolerance=0.02)
     assert chosen == "default" and [row["arm"] for row in table] == ["off", "default", "eager"]
