@@ -46,6 +46,7 @@ CANDIDATES: dict[str, SelectionConfig] = {  # the knobs tried on validation; "de
     "default": SelectionConfig(enable=True),  # threshold 0.5, explore 1, Beta(1, 1), decay 0.8
     "lean_probe": SelectionConfig(enable=True, explore=0.3),
     "eager": SelectionConfig(enable=True, threshold=0.35, explore=0.3, memory=MemoryConfig(0.5, 0.5, 0.9)),
+    "eager_lean": SelectionConfig(enable=True, threshold=0.35, explore=0.1, memory=MemoryConfig(0.5, 0.5, 0.9)),
     "greedy": SelectionConfig(enable=True, threshold=0.25, explore=0.2, memory=MemoryConfig(0.5, 0.5, 0.9)),
 }
 
@@ -253,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     tuning_md = ""
     if tuning:
         tuning_md = ("Chosen on validation (seed 0, " + ", ".join(args.tune_regimes) + f"): **{chosen}**.\n\n"
-                     "| arm | final val acc | wasted share | rollout s / step |\n|---|---|---|---|\n"
+                     "| arm | val acc (last two evaluations) | wasted share | rollout s / step |\n|---|---|---|---|\n"
                      + "".join(f"| {row['arm']} | {row['val_acc']:.3f} | {row['wasted_share']:.1%} | "
                                f"{row['gen_seconds_per_step']:.2f} |\n" for row in tuning) + "\n")
     header = (f"Commit `{machine['git_commit']}`{' (dirty)' if machine['git_dirty'] else ''}, {machine['date_utc']}, "

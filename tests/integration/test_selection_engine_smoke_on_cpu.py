@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow  # builds the smoke regime and trains 7 short engine runs (~1 min unloaded)
+from benchmarks.selection.engine import CANDIDATES
+
+pytestmark = pytest.mark.slow  # builds the smoke regime and trains 8 short engine runs (~1 min unloaded)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,6 +26,6 @@ def test_smoke_engine_selection_benchmark_tunes_then_compares_and_resumes(tmp_pa
     assert off["arm"] == "selection off" and on["arm"] == f"selection on ({payload['chosen']})"
     routed = "hpt/selection/routed_prompts"
     assert off["counters_mean"][routed] == 0 < on["counters_mean"][routed]
-    assert len(payload["tuning"]) == 5 and (out / "knowledge_gap.png").read_bytes()[:4] == b"\x89PNG"
+    assert len(payload["tuning"]) == 1 + len(CANDIDATES) and (out / "knowledge_gap.png").read_bytes()[:4] == b"\x89PNG"
     again = subprocess.run(command, cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=900)
     assert again.returncode == 0 and "0 to run" in again.stderr
