@@ -81,7 +81,8 @@ def _check_hpt_keys(config: DictConfig) -> None:
 def _check_selection(config: DictConfig, settings) -> None:
     """``trainer.rollout_selection``: known keys and values; with routing, gates that route all-fail groups to SFT."""
     from hpt.core.gates import build_gate
-    from hpt.trainer.selection_loader import check_routable, selection_config
+    from hpt.core.selection import check_routable
+    from hpt.trainer.selection_loader import selection_config
 
     selection = selection_config(config.trainer)
     if selection.enable and selection.route_fail:

@@ -14,6 +14,7 @@ import logging
 import multiprocessing
 import time
 import traceback
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -125,19 +126,24 @@ def execute(spec: RunSpec, regime: Regime, budget: Budget, out: Path) -> dict[st
 
 
 def run_all(specs: list[RunSpec], regimes: dict[str, Regime], budget: Budget, out: Path,
-            jobs: int) -> dict[RunSpec, dict[str, Any] | None]:
-    """Every spec's record (None for a run that failed), running only those not finished before."""
+            jobs: int, settings: Callable = settings_of,
+            run: Callable = execute) -> dict[RunSpec, dict[str, Any] | None]:
+    """Every spec's record (None for a run that failed), running only those not finished before.
+
+    ``settings`` and ``run`` replace ``settings_of`` and ``execute`` for other kinds of runs (specs with
+    ``regime`` and ``path(out)``, module-level functions: they go to worker processes).
+    """
     results: dict[RunSpec, dict[str, Any] | None] = {}
     todo = []
     for spec in specs:
-        record = load_result(spec, out, settings_of(spec, regimes[spec.regime], budget))
+        record = load_result(spec, out, settings(spec, regimes[spec.regime], budget))
         if record is None:
             todo.append(spec)
         else:
             results[spec] = record
     logger.info("%d run(s) finished before, %d to run on %d process(es)", len(results), len(todo), jobs)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {spec: pool.submit(execute, spec, regimes[spec.regime], budget, out) for spec in todo}
+        futures = {spec: pool.submit(run, spec, regimes[spec.regime], budget, out) for spec in todo}
         for spec, future in futures.items():
             try:
                 results[spec] = future.result()

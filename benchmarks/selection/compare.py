@@ -46,6 +46,14 @@ class RunCost:
     def tokens_per_step(self) -> float:
         return statistics.fmean(self.tokens.values()) if self.tokens else 0.0
 
+    def after(self, step: int) -> RunCost:
+        """The rollout cost of the steps after ``step`` (e.g. once the selection has seen every prompt)."""
+        def later(values: dict[int, float]) -> dict[int, float]:
+            return {k: v for k, v in values.items() if k > step}
+
+        return RunCost(later(self.tokens), later(self.no_grad_share), later(self.gen_seconds), self.val,
+                       self.counters)
+
 
 def load_cost(metrics: Path) -> RunCost:
     """A run's per-step rollout cost and validation accuracy from its metrics log."""

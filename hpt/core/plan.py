@@ -11,6 +11,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import torch
+
 from hpt.core.gates import RL_ROUTE, Gate, GateConfig, GroupOutcome, Mode, Route
 from hpt.core.groups import GroupStats
 
@@ -137,3 +139,20 @@ def plan_rebuild(
 def demo_only(route: Route) -> bool:
     """The route trains the demonstration and needs no rollout (nor a rollout baseline)."""
     return route.uses_demo and route.rollout_weight == 0 and not (route.demo_in_group and route.off_weight > 0)
+
+
+def rollouts_with_gradient(scores_B: torch.Tensor, groups: Sequence[GroupStats], plan: RebuildPlan) -> torch.Tensor:
+    """Which generated rollouts get a policy gradient (``B`` booleans).
+
+    A rollout trains when the plan keeps it with an RL weight > 0 and its reward differs from its
+    group's mean (GRPO's baseline: an all-pass or all-fail group has zero advantage everywhere).
+    Everything else was generated for nothing: the measure rollout selection tries to lower.
+    """
+    trained = torch.zeros(len(scores_B), dtype=torch.bool)
+    weight = dict(zip(plan.keep_rows, plan.keep_weights, strict=True))
+    for stats in groups:
+        rows = list(stats.rows)
+        mean = scores_B[rows].mean()
+        for row in rows:
+            trained[row] = weight.get(row, 0.0) > 0 and not torch.isclose(scores_B[row], mean)
+    return trained

@@ -17,13 +17,17 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Hashable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 import torch
 
+from hpt.core.gates import Gate, GateConfig, GroupOutcome
 from hpt.core.pass_memory import MemoryConfig, PassRateMemory
+from hpt.core.plan import demo_only
+
+Prompt = TypeVar("Prompt")
 
 
 class Decision(enum.Enum):
@@ -114,3 +118,66 @@ def mispredicted(predicted: Decision, successes: int, n: int) -> bool:
     if predicted is Decision.DEFER:
         return successes < n
     return False
+
+
+@dataclass
+class StepPick(Generic[Prompt]):
+    """One step's prompts as the selector sorted them, each list in draw order."""
+
+    generate: list[Prompt] = field(default_factory=list)  # GENERATE and PROBE prompts
+    route: list[Prompt] = field(default_factory=list)  # trained on their demonstration, not generated
+    probes: dict[Hashable, Decision] = field(default_factory=dict)  # probed prompt key -> what was predicted
+    deferred: int = 0
+    forced: int = 0  # routed prompts moved to ``generate`` to reach a multiple of the rollout workers
+    complete: bool = True  # False: the prompts ran out before the step was full
+
+
+def pick_step(
+    draw: Callable[[], Prompt | None],
+    selector: RolloutSelector,
+    batch_size: int,
+    key: Callable[[Prompt], Hashable],
+    has_demo: Callable[[Prompt], bool],
+    multiple: int = 1,
+) -> StepPick[Prompt]:
+    """Draw prompts and ask the selector about each until ``batch_size`` are generated or routed.
+
+    Routed prompts count towards the step (they are trained), deferred ones do not. ``draw`` returns
+    None when no prompt is left (the step is then incomplete and left to the caller). The number of
+    generated prompts is made a multiple of ``multiple`` (at least one multiple) by generating the
+    last routed prompts after all.
+    """
+    pick: StepPick[Prompt] = StepPick()
+    while len(pick.generate) + len(pick.route) < batch_size:
+        prompt = draw()
+        if prompt is None:
+            pick.complete = False
+            return pick
+        prompt_key = key(prompt)
+        choice = selector.choose(prompt_key, has_demo(prompt))
+        if choice.decision is Decision.ROUTE:
+            pick.route.append(prompt)
+        elif choice.decision is Decision.DEFER:
+            pick.deferred += 1
+        else:
+            pick.generate.append(prompt)
+            if choice.decision is Decision.PROBE:
+                pick.probes[prompt_key] = choice.predicted
+    short = (-len(pick.generate)) % multiple or (multiple if not pick.generate else 0)
+    pick.forced = min(short, len(pick.route))
+    kept = len(pick.route) - pick.forced
+    pick.generate, pick.route = pick.generate + pick.route[kept:], pick.route[:kept]
+    return pick
+
+
+def check_routable(gates: dict[str, Gate], gate_config: GateConfig, n: int) -> None:
+    """Routing needs every gate of the run to train an all-fail group on its demonstration only."""
+    for name, gate in gates.items():
+        route = gate(GroupOutcome(0, n), gate_config)
+        if not demo_only(route):
+            raise ValueError(
+                f"trainer.rollout_selection.route_fail trains prompts predicted to fail on their demonstration "
+                f"without rollouts, but the gate {name!r} trains an all-fail group with its rollouts ({route}); "
+                "set trainer.rollout_selection.route_fail=false (defer solved prompts only) or use a gate that "
+                "sends all-fail groups to SFT (switch)"
+            )

@@ -13,6 +13,12 @@ instead of the trainer's ~75 s. One step does what ``HPTRayTrainer._rebuild`` an
 4. one update of ``hpt.toy.loss.hybrid_loss`` (the trainer's loss, proven equal by a unit test), gradient
    clip 1.0, AdamW with verl's defaults; a non-finite gradient norm skips the update as verl does.
 
+With a ``SelectionConfig`` (``trainer.rollout_selection``), step 1 asks ``hpt.core.selection`` about
+every prompt drawn, as the trainer's ``SelectingLoader`` does (``pick_step``): GENERATE and PROBE prompts
+are generated, ROUTE prompts become demonstration rows without rollouts (``plan_rebuild(routed_rows=)``),
+DEFER prompts are skipped for this visit, and prompts are drawn until the step holds ``prompts_per_step``
+generated or routed ones. Every generated group then updates the pass-rate memory.
+
 Greedy accuracy on each evaluation split before training, every ``eval_every`` steps and at the end.
 """
 
@@ -28,9 +34,12 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from hpt import metrics as M
-from hpt.core import GateConfig, RebuildPlan, build_gate, count_successes, gate_name_at_step, plan_rebuild
+from hpt.core import GateConfig, GroupOutcome, GroupStats, RebuildPlan, build_gate, count_successes, gate_name_at_step
+from hpt.core import plan_rebuild
 from hpt.core.gates.base import in_sft_warmup
 from hpt.core.methods import ChordSchedule
+from hpt.core.plan import rollouts_with_gradient
+from hpt.core.selection import RolloutSelector, SelectionConfig, StepPick, check_routable, mispredicted, pick_step
 from hpt.core.schedules import ScheduleParams, build_schedule
 from hpt.generation import generate_response_ids, prompt_ids
 from hpt.rewards.arithmetic import compute_score
@@ -173,31 +182,57 @@ class StepPlan:
     pass_rate: float
     reward_mean: float
     rollout_tokens: int
+    groups: list[GroupStats]  # one per prompt of ``prompts`` (group = its position there)
+    sampled: bool  # the groups hold generated rollouts (an SFT step generates none)
+    no_grad_tokens: int  # generated tokens that get no policy gradient
+    generation_seconds: float
+
+
+def _placeholders(tokenizer: PreTrainedTokenizerBase, prompts: list[dict[str, Any]], first_group: int) -> list[Row]:
+    """Rows holding only a prompt (nothing generated): sources of demonstration rows, never trained themselves."""
+    return [Row(prompt_ids(tokenizer, _messages(p)), [], 0.0, group=first_group + i) for i, p in enumerate(prompts)]
 
 
 def plan_step(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: list[dict[str, Any]], step: int,
-              run: RunConfig, method: MethodConfig) -> StepPlan:
-    """Sample, gate and lay out the rows of training step ``step`` (1-based), as ``HPTRayTrainer._rebuild``."""
+              run: RunConfig, method: MethodConfig, routed: list[dict[str, Any]] = ()) -> StepPlan:
+    """Sample, gate and lay out the rows of training step ``step`` (1-based), as ``HPTRayTrainer._rebuild``.
+
+    ``routed`` prompts (rollout selection) are not generated: each gets a demonstration row weighted
+    as the step's gate weighs an all-fail group.
+    """
     gate_name = gate_name_at_step(step, method.unify_strategy, method.sft_warmup_steps)
-    if gate_name == "sft":  # every group goes to its demonstration whatever its rollouts: generate none
-        rollouts = [Row(prompt_ids(tokenizer, _messages(p)), [], 0.0, group=i) for i, p in enumerate(prompts)]
+    start = time.perf_counter()
+    sampled = gate_name != "sft" and bool(prompts)
+    if not sampled:  # an SFT step sends every group to its demonstration whatever its rollouts: generate none
+        rollouts = _placeholders(tokenizer, prompts, 0)
     else:
         rollouts = sample_rollouts(model, tokenizer, prompts, run)
+    generation_seconds = time.perf_counter() - start
     scores_B = torch.tensor([r.reward for r in rollouts])
-    groups = count_successes(scores_B, torch.tensor([r.group for r in rollouts]), run.success_threshold)
-    pass_rate = float((scores_B > run.success_threshold).float().mean())
+    groups = count_successes(scores_B, torch.tensor([r.group for r in rollouts], dtype=torch.long),
+                             run.success_threshold)
+    pass_rate = float((scores_B > run.success_threshold).float().mean()) if rollouts else 0.0
     progress = min(max((step - 1) / max(run.steps - 1, 1), 0.0), 1.0)
     warming_up = in_sft_warmup(step, method.sft_warmup_steps)
     scale = 1.0 if warming_up else build_schedule(method.lambda_schedule)(progress, pass_rate, method.lambda_params)
     mu = method.chord.mu(step - 1) if gate_name == "chord" else None
     if mu is not None:
         scale *= mu
-    plan = plan_rebuild(groups, [True] * len(groups), build_gate(gate_name), method.gate, multiple=1)
+    gate = build_gate(gate_name)
+    routed_rows = list(range(len(rollouts), len(rollouts) + len(routed)))
+    routed_route = gate(GroupOutcome(0, run.n), method.gate) if routed else None
+    plan = plan_rebuild(groups, [True] * len(groups), gate, method.gate, multiple=1, routed_rows=routed_rows,
+                        routed_route=routed_route)
     if mu is not None:
         plan = replace(plan, keep_weights=tuple(w * (1.0 - mu) for w in plan.keep_weights))
-    demos = [demonstration(tokenizer, p, run.max_new_tokens) for p in prompts]
+    tokens_B = torch.tensor([len(r.response) for r in rollouts], dtype=torch.long)
+    no_grad_tokens = int(tokens_B[~rollouts_with_gradient(scores_B, groups, plan)].sum())
+    generated = rollouts
+    rollouts = rollouts + _placeholders(tokenizer, list(routed), len(prompts))
+    demos = [demonstration(tokenizer, p, run.max_new_tokens) for p in [*prompts, *routed]]
     rows = build_rows(plan, rollouts, demos, scale, run.demo_reward)
-    return StepPlan(rows, plan, scale, pass_rate, float(scores_B.mean()), sum(len(r.response) for r in rollouts))
+    return StepPlan(rows, plan, scale, pass_rate, float(scores_B.mean()) if generated else 0.0,
+                    int(tokens_B.sum()), groups, sampled, no_grad_tokens, generation_seconds)
 
 
 def update(model: PreTrainedModel, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor],
@@ -220,11 +255,11 @@ def update(model: PreTrainedModel, optimizer: torch.optim.Optimizer, batch: dict
 
 
 def train_step(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, optimizer: torch.optim.Optimizer,
-               prompts: list[dict[str, Any]], step: int, run: RunConfig, method: MethodConfig) -> dict[str, float]:
-    """Plan and train one step; returns its metrics under the trainer's key names."""
+               prompts: list[dict[str, Any]], step: int, run: RunConfig, method: MethodConfig,
+               routed: list[dict[str, Any]] = ()) -> tuple[dict[str, float], StepPlan]:
+    """Plan and train one step; returns its metrics under the trainer's key names, and its plan."""
     start = time.perf_counter()
-    planned = plan_step(model, tokenizer, prompts, step, run, method)
-    generated = time.perf_counter()
+    planned = plan_step(model, tokenizer, prompts, step, run, method, routed)
     batch = to_tensors(planned.rows, tokenizer.pad_token_id)
     gate_name = gate_name_at_step(step, method.unify_strategy, method.sft_warmup_steps)
     success = torch.tensor([r.reward > run.success_threshold for r in planned.rows], dtype=torch.float32)
@@ -234,7 +269,8 @@ def train_step(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, optim
     if settings.loss_scale_factor is None:  # sum / L over the response budget, as a constant
         settings = replace(settings, loss_scale_factor=run.max_new_tokens)
     parts, applied = update(model, optimizer, batch, fields, settings)
-    return {
+    tokens = planned.rollout_tokens
+    metrics = {
         "step": step,
         **{key: planned.plan.fraction(mode) for mode, key in M.GATE_FRAC.items()},
         M.GATE_LAMBDA: planned.scale,
@@ -245,11 +281,13 @@ def train_step(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, optim
         M.LOSS_OFF: parts.off.item(),
         M.BATCH_ROWS: len(planned.rows),
         M.BATCH_DEMO_ROWS: len(planned.plan.demos),
-        M.ROLLOUT_TOKENS: planned.rollout_tokens,
+        M.ROLLOUT_TOKENS: tokens,
+        M.ROLLOUT_NO_GRAD_SHARE: planned.no_grad_tokens / tokens if tokens else 0.0,
         M.UPDATE_SKIPPED_NONFINITE: 0.0 if applied else 1.0,
-        "timing_s/gen": generated - start,
+        "timing_s/gen": planned.generation_seconds,
         "timing_s/step": time.perf_counter() - start,
     }
+    return metrics, planned
 
 
 class PromptOrder:
@@ -257,6 +295,9 @@ class PromptOrder:
 
     def __init__(self, rows: list[dict[str, Any]], seed: int) -> None:
         self._rows, self._draw, self._order = rows, random.Random(seed), []
+
+    def __len__(self) -> int:
+        return len(self._rows)
 
     def take(self, count: int) -> list[dict[str, Any]]:
         while len(self._order) < count:
@@ -273,15 +314,91 @@ def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, splits:
     return {f"{name}/acc": greedy_accuracy(model, tokenizer, rows, max_new_tokens) for name, rows in splits.items()}
 
 
+def _key(prompt: dict[str, Any]) -> Any:
+    return prompt["extra_info"]["index"]
+
+
+def _has_demo(prompt: dict[str, Any]) -> bool:
+    return bool(prompt["extra_info"].get("target"))
+
+
+class SelectingOrder:
+    """``PromptOrder`` behind the rollout selection: each step's generated and routed prompts (``pick_step``).
+
+    The order is endless (epoch after epoch), so a deferred prompt comes back at its next epoch, as
+    with the trainer's ``SelectingLoader``. A step that draws two epochs' worth of prompts without
+    filling up is refused: nearly every prompt is predicted solved and none is probed.
+    """
+
+    def __init__(self, order: PromptOrder, selector: RolloutSelector, batch_size: int) -> None:
+        self.order, self.selector, self.batch_size = order, selector, batch_size
+
+    def next_step(self) -> StepPick[dict[str, Any]]:
+        drawn = 0
+
+        def draw() -> dict[str, Any] | None:
+            nonlocal drawn
+            drawn += 1
+            return self.order.take(1)[0] if drawn <= 2 * len(self.order) else None
+
+        pick = pick_step(draw, self.selector, self.batch_size, _key, _has_demo)
+        if not pick.complete:
+            raise RuntimeError(
+                f"rollout selection deferred nearly every prompt over two epochs ({2 * len(self.order)} drawn, "
+                f"{len(pick.generate) + len(pick.route)} of {self.batch_size} kept); raise the selection's "
+                "explore or set defer_pass=False"
+            )
+        return pick
+
+    def observe(self, pick: StepPick[dict[str, Any]], groups: list[GroupStats]) -> dict[str, float]:
+        """Feed every generated group to the memory (group g = ``pick.generate[g]``); the step's counters."""
+        wrong = 0
+        for stats in groups:
+            key = _key(pick.generate[stats.group])
+            if key in pick.probes:
+                wrong += mispredicted(pick.probes[key], stats.successes, stats.size)
+            self.selector.memory.update(key, stats.successes, stats.size)
+        return {
+            M.SELECTION_GENERATED: len(groups),
+            M.SELECTION_ROUTED: len(pick.route),
+            M.SELECTION_DEFERRED: pick.deferred,
+            M.SELECTION_PROBES: len(pick.probes),
+            M.SELECTION_MISPREDICTIONS: wrong,
+            M.SELECTION_MEMORY: len(self.selector.memory),
+        }
+
+
+def selecting_order(train_rows: list[dict[str, Any]], run: RunConfig, method: MethodConfig,
+                    selection: SelectionConfig | None) -> SelectingOrder | None:
+    """The run's selection (None when off); routing is refused for a gate that keeps all-fail rollouts."""
+    if selection is None or not selection.enable:
+        return None
+    if selection.route_fail:
+        names = {gate_name_at_step(step, method.unify_strategy, method.sft_warmup_steps)
+                 for step in (1, method.sft_warmup_steps + 1)}
+        check_routable({name: build_gate(name) for name in names}, method.gate, run.n)
+    return SelectingOrder(PromptOrder(train_rows, run.seed), RolloutSelector(selection, run.n), run.prompts_per_step)
+
+
 def train(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, train_rows: list[dict[str, Any]],
-          eval_splits: dict[str, list[dict[str, Any]]], run: RunConfig, method: MethodConfig) -> list[dict[str, float]]:
-    """``run.steps`` steps on ``model`` in place; the first record (step 0) is the evaluation before training."""
+          eval_splits: dict[str, list[dict[str, Any]]], run: RunConfig, method: MethodConfig,
+          selection: SelectionConfig | None = None) -> list[dict[str, float]]:
+    """``run.steps`` steps on ``model`` in place; the first record (step 0) is the evaluation before training.
+
+    ``selection`` (enabled): the rollout selection picks each step's prompts (``SelectingOrder``).
+    """
     torch.manual_seed(run.seed)
     order = PromptOrder(train_rows, run.seed)
+    selecting = selecting_order(train_rows, run, method, selection)
     optimizer = torch.optim.AdamW(model.parameters(), lr=run.lr, **ADAMW)
     history: list[dict[str, float]] = [{"step": 0, **evaluate(model, tokenizer, eval_splits, run.max_new_tokens)}]
     for step in range(1, run.steps + 1):
-        metrics = train_step(model, tokenizer, optimizer, order.take(run.prompts_per_step), step, run, method)
+        if selecting is None:
+            metrics, _ = train_step(model, tokenizer, optimizer, order.take(run.prompts_per_step), step, run, method)
+        else:
+            pick = selecting.next_step()
+            metrics, planned = train_step(model, tokenizer, optimizer, pick.generate, step, run, method, pick.route)
+            metrics.update(selecting.observe(pick, planned.groups if planned.sampled else []))
         if (run.eval_every and step % run.eval_every == 0) or step == run.steps:
             metrics.update(evaluate(model, tokenizer, eval_splits, run.max_new_tokens))
         logger.debug("%s", " ".join(f"{key.removeprefix('hpt/')}={value:.3g}" for key, value in metrics.items()))

@@ -39,8 +39,8 @@ from hpt.config.schema import HPTSettings
 from hpt.core.gates import GroupOutcome, Mode, build_gate
 from hpt.core.history import PromptHistory
 from hpt.core.groups import count_successes
-from hpt.core.plan import RebuildPlan, plan_rebuild
-from hpt.core.selection import RolloutSelector, mispredicted
+from hpt.core.plan import RebuildPlan, plan_rebuild, rollouts_with_gradient
+from hpt.core.selection import RolloutSelector, check_routable, mispredicted
 from hpt.trainer.actor_loss import hpt_actor_loss
 from hpt.trainer import run_state
 from hpt.trainer.agent_metrics import agent_metrics
@@ -49,7 +49,6 @@ from hpt.trainer.multiturn import DemoSource, agent_names, has_demonstration
 from hpt.trainer.selection_loader import (
     SelectingLoader,
     StepSelection,
-    check_routable,
     generated_multiple,
     prompt_key,
     selection_config,
@@ -369,19 +368,9 @@ def _logged_name(key: str) -> str:
 
 
 def _waste_metrics(batch: DataProto, scores_B: torch.Tensor, groups, plan: RebuildPlan) -> dict:
-    """Generated rollout tokens, and the share of them that gets no policy gradient.
-
-    A rollout trains when it is kept with an RL weight > 0 and its reward differs from its group's
-    mean (GRPO's baseline: an all-pass or all-fail group has zero advantage everywhere).
-    """
+    """Generated rollout tokens, and the share of them that gets no policy gradient (``rollouts_with_gradient``)."""
     tokens_B = batch.batch["response_mask"].sum(-1).to(torch.float64)
-    trained = torch.zeros(len(scores_B), dtype=torch.bool)
-    weight = dict(zip(plan.keep_rows, plan.keep_weights, strict=True))
-    for stats in groups:
-        rows = list(stats.rows)
-        mean = scores_B[rows].mean()
-        for row in rows:
-            trained[row] = weight.get(row, 0.0) > 0 and not torch.isclose(scores_B[row], mean)
+    trained = rollouts_with_gradient(scores_B, groups, plan)
     total = float(tokens_B.sum())
     return {
         M.ROLLOUT_TOKENS: total,

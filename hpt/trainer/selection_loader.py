@@ -22,10 +22,8 @@ from typing import Any
 from omegaconf import OmegaConf
 from verl import DataProto
 
-from hpt.core.gates import Gate, GateConfig, GroupOutcome
 from hpt.core.pass_memory import MemoryConfig
-from hpt.core.plan import demo_only
-from hpt.core.selection import Decision, RolloutSelector, SelectionConfig
+from hpt.core.selection import Decision, RolloutSelector, SelectionConfig, pick_step
 from hpt.trainer.multiturn import has_demonstration
 
 
@@ -109,34 +107,26 @@ class SelectingLoader:
 
     def _select_step(self, rows: Iterator) -> tuple[DataProto | None, DataProto | None]:
         """The step's generated prompts and routed prompts, or ``(None, None)`` when the epoch ends."""
-        step = StepSelection()
-        generate: list[DataProto] = []
-        route: list[DataProto] = []
-        while len(generate) + len(route) < self.batch_size:
-            row = self._take(rows)
-            if row is None:  # epoch over: this step's prompts open the next epoch
-                kept = generate + route
-                if kept:
-                    self._buffer = DataProto.concat(kept)
-                return None, None
-            info = row.non_tensor_batch["extra_info"][0]
-            names = row.non_tensor_batch.get("agent_name")
-            has_demo = has_demonstration(info, None if names is None else names[0])
-            choice = self.selector.choose(prompt_key(info), has_demo)
-            if choice.decision is Decision.ROUTE:
-                route.append(row)
-            elif choice.decision is Decision.DEFER:
-                step.deferred += 1
-            else:
-                generate.append(row)
-                if choice.decision is Decision.PROBE:
-                    step.probes[prompt_key(info)] = choice.predicted
-        short = (-len(generate)) % self.multiple or (self.multiple if not generate else 0)
-        step.forced = min(short, len(route))
-        generate, route = generate + route[len(route) - step.forced :], route[: len(route) - step.forced]
-        step.routed = DataProto.concat(route) if route else None
-        self.step = step
-        return DataProto.concat(generate), step.routed
+        pick = pick_step(
+            lambda: self._take(rows), self.selector, self.batch_size, _row_key, _row_has_demo, self.multiple
+        )
+        if not pick.complete:  # epoch over: this step's prompts open the next epoch
+            kept = pick.generate + pick.route
+            if kept:
+                self._buffer = DataProto.concat(kept)
+            return None, None
+        routed = DataProto.concat(pick.route) if pick.route else None
+        self.step = StepSelection(routed, pick.probes, pick.deferred, pick.forced)
+        return DataProto.concat(pick.generate), routed
+
+
+def _row_key(row: DataProto) -> Any:
+    return prompt_key(row.non_tensor_batch["extra_info"][0])
+
+
+def _row_has_demo(row: DataProto) -> bool:
+    names = row.non_tensor_batch.get("agent_name")
+    return has_demonstration(row.non_tensor_batch["extra_info"][0], None if names is None else names[0])
 
 
 SELECTION_KEYS = {"enable", "threshold", "explore", "route_fail", "defer_pass", "seed", "resume_without_memory"}
@@ -157,19 +147,6 @@ def selection_config(trainer_cfg) -> SelectionConfig:
         )
     memory = MemoryConfig(**{key: values.pop(key) for key in MEMORY_KEYS & set(values)})
     return SelectionConfig(memory=memory, **values)
-
-
-def check_routable(gates: dict[str, Gate], gate_config: GateConfig, n: int) -> None:
-    """Routing needs every gate of the run to train an all-fail group on its demonstration only."""
-    for name, gate in gates.items():
-        route = gate(GroupOutcome(0, n), gate_config)
-        if not demo_only(route):
-            raise ValueError(
-                f"trainer.rollout_selection.route_fail trains prompts predicted to fail on their demonstration "
-                f"without rollouts, but the gate {name!r} trains an all-fail group with its rollouts ({route}); "
-                "set trainer.rollout_selection.route_fail=false (defer solved prompts only) or use a gate that "
-                "sends all-fail groups to SFT (switch)"
-            )
 
 
 def generated_multiple(rollout_workers: int, n: int) -> int:
