@@ -9,13 +9,19 @@
 # hpt/gate/pass_rate (success rate) and hpt/agent/tool_call_share rise, `hpt report` draws them.
 #
 # An active virtualenv is used as it is; otherwise exp_scripts/setup_cpu.sh creates .venv and installs hpt.
-# AGENT_DIR (default .hpt_agent), WARM_START_STEPS (default 300), TOTAL_STEPS (default 30).
+# SEED (default 0: the world, data, model, warm start, data order and sampling; another seed builds its own
+# toy and writes its own outputs, suffixed _seed$SEED), AGENT_DIR (default .hpt_agent), WARM_START_STEPS
+# (default 300), TOTAL_STEPS (default 30).
 # Extra arguments are Hydra overrides, e.g. `bash exp_scripts/debug_agent.sh trainer.total_training_steps=10`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . exp_scripts/lib/recipe_utils.sh
 export HYDRA_FULL_ERROR=1 RAY_DEDUP_LOGS=0
-export VERL_FILE_LOGGER_PATH="${VERL_FILE_LOGGER_PATH:-$PWD/outputs/debug_agent/metrics.jsonl}"
+SEED="${SEED:-0}"
+case "$SEED" in '' | *[!0-9]*) echo "debug_agent.sh: SEED must be a non-negative integer, got '$SEED'" >&2; exit 1 ;; esac
+SUFFIX=""
+if [ "$SEED" != 0 ]; then SUFFIX="_seed$SEED"; fi
+export VERL_FILE_LOGGER_PATH="${VERL_FILE_LOGGER_PATH:-$PWD/outputs/debug_agent$SUFFIX/metrics.jsonl}"
 mkdir -p "$(dirname "$VERL_FILE_LOGGER_PATH")"  # verl's file logger does not create it
 if [ -z "${VIRTUAL_ENV:-}" ]; then
   . exp_scripts/setup_cpu.sh
@@ -24,11 +30,11 @@ else
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # Ray workers import hpt.tools.search from this tree
 
-AGENT_DIR="${AGENT_DIR:-$PWD/.hpt_agent}"
+AGENT_DIR="${AGENT_DIR:-$PWD/.hpt_agent$SUFFIX}"
 WARM_START_STEPS="${WARM_START_STEPS:-300}"
-python -m hpt.toy.build_agent --out "$AGENT_DIR" --warm-start-steps "$WARM_START_STEPS"
+python -m hpt.toy.build_agent --out "$AGENT_DIR" --seed "$SEED" --warm-start-steps "$WARM_START_STEPS"
 if [ "$WARM_START_STEPS" = 0 ]; then START_MODEL="$AGENT_DIR/model"; else START_MODEL="$AGENT_DIR/model_warm"; fi
-CKPT_DIR="$PWD/checkpoints/hpt-switch-agent-cpu"
+CKPT_DIR="$PWD/checkpoints/hpt-switch-agent-cpu$SUFFIX"
 trap 'echo "hpt: metrics in $VERL_FILE_LOGGER_PATH; curves: hpt report $(dirname "$VERL_FILE_LOGGER_PATH")"' EXIT
 hpt_train_appending_metrics "$CKPT_DIR" --config-name hpt_trainer_cpu \
   actor_rollout_ref.model.path="$START_MODEL" \
@@ -42,10 +48,12 @@ hpt_train_appending_metrics "$CKPT_DIR" --config-name hpt_trainer_cpu \
   actor_rollout_ref.rollout.multi_turn.tool_config_path="$AGENT_DIR/tools/search.yaml" \
   actor_rollout_ref.rollout.multi_turn.max_assistant_turns=3 \
   actor_rollout_ref.rollout.multi_turn.format=hermes \
+  data.seed="$SEED" \
+  actor_rollout_ref.rollout.seed="$SEED" \
   trainer.unify_strategy=switch \
   trainer.total_training_steps="${TOTAL_STEPS:-30}" \
   trainer.test_freq=10 \
-  trainer.experiment_name=hpt-switch-agent-cpu \
+  trainer.experiment_name="hpt-switch-agent-cpu$SUFFIX" \
   trainer.default_local_dir="$CKPT_DIR" \
   'trainer.logger=[console,file]' \
   "$@"

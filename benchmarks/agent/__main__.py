@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -28,10 +29,17 @@ from benchmarks.speed.step_time import Shape, run_training
 from hpt.report.metrics_log import read_metrics_log
 
 SHAPE = Shape(prompts=8, samples=4, response_length=256)
-MULTI_TURN = ["data.max_prompt_length=128", "actor_rollout_ref.rollout.multi_turn.max_assistant_turns=3",
-              "actor_rollout_ref.rollout.multi_turn.format=hermes", "trainer.unify_strategy=no",
-              "actor_rollout_ref.actor.ppo_mini_batch_size=8"]
+MULTI_TURN = [
+    "data.max_prompt_length=128",
+    "actor_rollout_ref.rollout.multi_turn.max_assistant_turns=3",
+    "actor_rollout_ref.rollout.multi_turn.format=hermes",
+    "trainer.unify_strategy=no",
+    "actor_rollout_ref.actor.ppo_mini_batch_size=8",
+]
 AGENT_LOOP = "timing_s/agent_loop/{}/mean"
+ROOT = Path(__file__).resolve().parents[2]
+# a toy built for the benchmark alone: enough prompts for the steps, a short competence report
+SMALL_TOY = "--entities 40 --train-size 128 --val-size 8 --test-size 8 --report-prompts 8".split()
 
 
 def _toy(root: Path, single_turn: bool) -> Path:
@@ -53,8 +61,12 @@ def _medians(log: Path, warmup: int) -> dict[str, float]:
     steps = [data for step, data in read_metrics_log(log).steps.items() if step > warmup and "timing_s/step" in data]
     if not steps:
         raise ValueError(f"no step after the {warmup} warm-up steps in {log}; run more steps")
-    keys = ["timing_s/step", "timing_s/gen", "hpt/rollout/generated_tokens",
-            *(AGENT_LOOP.format(part) for part in ("generate_sequences", "tool_calls", "compute_score"))]
+    keys = [
+        "timing_s/step",
+        "timing_s/gen",
+        "hpt/rollout/generated_tokens",
+        *(AGENT_LOOP.format(part) for part in ("generate_sequences", "tool_calls", "compute_score")),
+    ]
     return {key: statistics.median(float(step.get(key, 0.0)) for step in steps) for key in keys}
 
 
@@ -65,13 +77,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results.json")
     parser.add_argument("--agent-dir", type=Path, help="an agent toy already built (default: build one)")
     args = parser.parse_args(argv)
+    # the trainer runs in a scratch directory; its Ray workers import the tool class (hpt.tools.search) from here
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         if args.agent_dir:
             (root / "agent").symlink_to(args.agent_dir.resolve())
         else:
-            subprocess.run([sys.executable, "-m", "hpt.toy.build_agent", "--out", str(root / "agent"), "--entities",
-                            "40", "--train-size", "128", "--val-size", "8", "--test-size", "8"], check=True)
+            build = [sys.executable, "-m", "hpt.toy.build_agent", "--out", str(root / "agent"), *SMALL_TOY]
+            subprocess.run(build, check=True)
         tools = f"actor_rollout_ref.rollout.multi_turn.tool_config_path={root / 'agent' / 'tools' / 'search.yaml'}"
         runs = {}
         for name, single in (("multi_turn", False), ("single_turn", True)):
@@ -82,8 +96,11 @@ def main(argv: list[str] | None = None) -> dict:
     multi = runs["multi_turn"]
     trajectory = sum(multi[AGENT_LOOP.format(p)] for p in ("generate_sequences", "tool_calls", "compute_score"))
     result = {
-        "shape": dataclasses.asdict(SHAPE), "steps": args.steps,
-        "warmup": args.warmup, "medians": runs, "step_s_per_generated_token": per_token,
+        "shape": dataclasses.asdict(SHAPE),
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "medians": runs,
+        "step_s_per_generated_token": per_token,
         "multi_over_single_at_equal_tokens": per_token["multi_turn"] / per_token["single_turn"],
         "tool_share_of_trajectory": multi[AGENT_LOOP.format("tool_calls")] / trajectory if trajectory else 0.0,
     }

@@ -37,7 +37,6 @@ from hpt.tools.schemas import SEARCH_SCHEMA
 logger = logging.getLogger(__name__)
 
 REPORT_FILE = "warm_start_report.json"
-EVAL_PROMPTS = 64  # the first rows of the split; fixed so reports of different runs compare
 SAMPLES_PER_PROMPT = 4
 TOOLS = [SEARCH_SCHEMA]
 
@@ -142,6 +141,7 @@ class AgentWarmStartSettings:
     lr: float = 3e-3
     seed: int = 0
     limits: RolloutLimits = RolloutLimits()
+    eval_prompts: int = 32  # the report's prompts: the first rows of train and of val (same rows across runs)
 
 
 def _run(model_dir: Path, data_dir: Path, index_dir: Path, out_dir: Path, settings: AgentWarmStartSettings):
@@ -151,9 +151,10 @@ def _run(model_dir: Path, data_dir: Path, index_dir: Path, out_dir: Path, settin
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     rows = pd.read_parquet(data_dir / "train.parquet").to_dict("records")
-    val_rows = pd.read_parquet(data_dir / "val.parquet").to_dict("records")[:EVAL_PROMPTS]
+    count = settings.eval_prompts
+    val_rows = pd.read_parquet(data_dir / "val.parquet").to_dict("records")[:count]
     examples = [encode_row(tokenizer, row) for row in rows]
-    eval_batch = collate(examples[:EVAL_PROMPTS], tokenizer.pad_token_id)
+    eval_batch = collate(examples[:count], tokenizer.pad_token_id)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)
         with torch.no_grad():
@@ -164,9 +165,7 @@ def _run(model_dir: Path, data_dir: Path, index_dir: Path, out_dir: Path, settin
         with torch.no_grad():
             final_loss = batch_loss(model, eval_batch).item()
     index = load_index(index_dir)
-    competence = _competence(
-        model, tokenizer, rows[:EVAL_PROMPTS], val_rows, index.search, settings.limits, settings.seed
-    )
+    competence = _competence(model, tokenizer, rows[:count], val_rows, index.search, settings.limits, settings.seed)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     report = AgentWarmStartReport(
@@ -176,7 +175,7 @@ def _run(model_dir: Path, data_dir: Path, index_dir: Path, out_dir: Path, settin
         seed=settings.seed,
         initial_loss=initial_loss,
         final_loss=final_loss,
-        eval_prompts=min(EVAL_PROMPTS, len(rows)),
+        eval_prompts=min(count, len(rows)),
         samples_per_prompt=SAMPLES_PER_PROMPT,
         seconds=round(time.perf_counter() - start, 2),
         **competence,
@@ -198,8 +197,8 @@ def agent_warm_start(
     Skipped (returning the stored report with ``skipped=True``) when ``out_dir`` holds a warm start with
     the same settings, base model and data; present with others raises ``StaleAssetError`` unless ``force``.
     """
-    if settings.steps < 1 or settings.batch_size < 1 or settings.lr <= 0:
-        raise ValueError(f"steps and batch_size must be >= 1 and lr > 0, got {settings}")
+    if min(settings.steps, settings.batch_size, settings.eval_prompts) < 1 or settings.lr <= 0:
+        raise ValueError(f"steps, batch_size and eval_prompts must be >= 1 and lr > 0, got {settings}")
     model_dir, data_dir, index_dir, out_dir = Path(model_dir), Path(data_dir), Path(index_dir), Path(out_dir)
     params = {
         **asdict(settings),

@@ -2,7 +2,8 @@
 search tool's config, and (optionally) a warm start that leaves the model calling the tool sometimes.
 
     python -m hpt.toy.build_agent --out DIR [--entities 200 --train-size 1000 --val-size 64 --test-size 128
-                                             --kind-weights 2,1,1 --seed 0 --warm-start-steps N --force]
+                                             --kind-weights 2,1,1 --seed 0 --warm-start-steps N
+                                             --report-prompts 32 --force]
 
 Layout of DIR (each a separate asset: built in a temp dir and renamed into place, its settings in
 ``hpt_build.json``, skipped when present with the same settings, an error with others unless ``--force``):
@@ -69,6 +70,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=_non_negative_int,
         default=RECOMMENDED_WARM_START_STEPS,
         help="SFT steps on the train trajectories for OUT/model_warm (0 = no warm start)",
+    )
+    parser.add_argument(
+        "--report-prompts",
+        type=_positive_int,
+        default=32,
+        help="train and val prompts the warm start's competence report rolls out (greedy, and 4 samples each)",
     )
     parser.add_argument("--force", action="store_true", help="rebuild assets even when present")
     args = parser.parse_args(argv)
@@ -185,7 +192,7 @@ def build(args: argparse.Namespace) -> str:
     if args.warm_start_steps:
         from hpt.toy.agent_warm_start import AgentWarmStartSettings, agent_warm_start
 
-        settings = AgentWarmStartSettings(steps=args.warm_start_steps, seed=args.seed)
+        settings = AgentWarmStartSettings(steps=args.warm_start_steps, seed=args.seed, eval_prompts=args.report_prompts)
         report = agent_warm_start(out / "model", out / "data", out / "index", out / "model_warm", settings, args.force)
         parts.append(f"{'skipped' if report.skipped else 'built'} model_warm ({report.summary()})")
     overrides = " ".join(f"{key}={value}" for key, value in RECOMMENDED.items())
