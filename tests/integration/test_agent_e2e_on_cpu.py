@@ -15,14 +15,16 @@ from hpt import metrics as M
 from hpt.toy.build_agent import main as build_agent
 from tests.integration.trainer_run import run_trainer
 
-STEPS = 4
+STEPS = 3
+# A short warm start on the 128 training questions leaves some groups with a success (RL) and most without
+# (SFT); the competence report only needs to exist.
+BUILD = "--entities 40 --train-size 128 --val-size 8 --test-size 8 --warm-start-steps 150 --report-prompts 8".split()
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     agent = tmp_path_factory.mktemp("agent")
-    build_agent(["--out", str(agent), "--entities", "40", "--train-size", "128", "--val-size", "8",
-                 "--test-size", "8"])
+    build_agent(["--out", str(agent), *BUILD])
     out = tmp_path_factory.mktemp("agent_e2e")
     saved = os.environ.get("PYTHONPATH")  # Ray workers import the tool class (hpt.tools.search) from this tree
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parents[2]), saved]))
