@@ -40,10 +40,17 @@ def run_dir(tmp_path_factory) -> Path:
 
 def _train(agent: Path, out: Path) -> None:
     run_trainer(
-        agent, out, f"trainer.total_training_steps={STEPS}", "trainer.val_before_train=false",
-        f"trainer.test_freq={STEPS}", "trainer.unify_strategy=switch",
-        "data.max_prompt_length=128", "data.max_response_length=256", "data.train_batch_size=8",
-        "actor_rollout_ref.actor.ppo_mini_batch_size=8", "actor_rollout_ref.rollout.n=4",
+        agent,
+        out,
+        f"trainer.total_training_steps={STEPS}",
+        "trainer.val_before_train=false",
+        f"trainer.test_freq={STEPS}",
+        "trainer.unify_strategy=switch",
+        "data.max_prompt_length=128",
+        "data.max_response_length=256",
+        "data.train_batch_size=8",
+        "actor_rollout_ref.actor.ppo_mini_batch_size=8",
+        "actor_rollout_ref.rollout.n=4",
         f"actor_rollout_ref.rollout.multi_turn.tool_config_path={agent / 'tools' / 'search.yaml'}",
         "actor_rollout_ref.rollout.multi_turn.max_assistant_turns=3",
         "actor_rollout_ref.rollout.multi_turn.format=hermes",
