@@ -16,9 +16,9 @@ from hpt.toy.build_agent import main as build_agent
 from tests.integration.trainer_run import run_trainer
 
 STEPS = 3
-# A short warm start on the 128 training questions leaves some groups with a success (RL) and most without
+# The warm start (300 steps, as the demo's) leaves some groups with a success (RL) and some without
 # (SFT); the competence report only needs to exist.
-BUILD = "--entities 40 --train-size 128 --val-size 8 --test-size 8 --warm-start-steps 150 --report-prompts 8".split()
+BUILD = "--entities 40 --train-size 128 --val-size 8 --test-size 8 --warm-start-steps 300 --report-prompts 8".split()
 
 
 @pytest.fixture(scope="module")
