@@ -14,7 +14,7 @@
 # (default 200: the model calls the tool in ~3 of 4 rollouts and succeeds in ~1 of 10, so both can visibly
 # rise; after 300 steps it already calls it in 97 %), TOTAL_STEPS (default 40).
 # LR (default 5e-4) is the actor's learning rate. Measured (docs/agents.md): the held-out accuracy rises
-# (0.08 -> 0.14), the success rate stays flat at 1e-4 (30 steps) and at 5e-4 (40 steps).
+# (0.08 -> 0.14), the success rate stays flat at 1e-4 (30 steps) and at 5e-4 (40 steps); 3e-3 collapses.
 # Extra arguments are Hydra overrides, e.g. `bash exp_scripts/debug_agent.sh trainer.total_training_steps=10`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
