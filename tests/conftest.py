@@ -18,3 +18,14 @@ def vlm_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny_vlm")
     build_vlm(["--out", str(out), "--train-size", "16", "--test-size", "8"])
     return out
+
+
+@pytest.fixture
+def one_torch_thread():
+    """The tiny models' matrices are too small to share: extra threads only wait on busy cores."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
