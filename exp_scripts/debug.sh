@@ -4,7 +4,11 @@
 # CPU (default): creates .venv, installs, builds the tiny arithmetic model and data once (.hpt_tiny/),
 # warm-starts it with a short SFT (~1-3 min) so it solves some problems but not all, then trains it with
 # HPT switch mode on the CPU: prompts whose rollouts all fail are trained on their demonstration
-# (SFT), the others with GRPO. Watch hpt/gate/sft_frac fall as it learns.
+# (SFT), the others with GRPO. Watch hpt/gate/sft_frac fall as it learns. Rollout selection is on
+# (trainer.rollout_selection.enable=true; pass =false to turn it off): a prompt seen before whose rollouts
+# are predicted to all fail trains on its demonstration without generating, one predicted to all pass is
+# skipped for the epoch; the 100 default steps (1600 prompts of 2000) do not revisit a prompt, so it acts
+# only in longer runs (e.g. trainer.total_training_steps=250).
 # WARM_START_STEPS=0 starts from the random model instead (every prompt then starts on SFT).
 #
 # TASK=visual (CPU): hpt with a vision-language policy: a tiny random Qwen2.5-VL and the visual task
@@ -119,6 +123,7 @@ if [ -z "${MODEL_PATH:-}" ]; then
     actor_rollout_ref.model.path="$START_MODEL" \
     data.train_files="$TINY_DIR/data/train.parquet" \
     data.val_files="$TINY_DIR/data/test.parquet" \
+    trainer.rollout_selection.enable=true \
     trainer.default_local_dir="$CKPT_DIR" \
     'trainer.logger=[console,file]' \
     "$@"
