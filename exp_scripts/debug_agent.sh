@@ -12,7 +12,7 @@
 # SEED (default 0: the world, data, model, warm start, data order and sampling; another seed builds its own
 # toy and writes its own outputs, suffixed _seed$SEED), AGENT_DIR (default .hpt_agent), WARM_START_STEPS
 # (default 200: the model calls the tool in ~3 of 4 rollouts and succeeds in ~1 of 10, so both can visibly
-# rise; after 300 steps it already calls it in 97 %), TOTAL_STEPS (default 60).
+# rise; after 300 steps it already calls it in 97 %), TOTAL_STEPS (default 80).
 # LR (default 1.5e-3) is the actor's learning rate, reached after 5 warm-up steps; each batch is trained for
 # 4 epochs (actor_rollout_ref.actor.ppo_epochs=4): one pass at a lower lr moves the policy too little in a
 # demo's length (docs/agents.md has the measurements).
@@ -58,7 +58,7 @@ hpt_train_appending_metrics "$CKPT_DIR" --config-name hpt_trainer_cpu \
   actor_rollout_ref.actor.optim.lr="${LR:-1.5e-3}" \
   actor_rollout_ref.actor.optim.lr_warmup_steps=5 \
   actor_rollout_ref.actor.ppo_epochs=4 \
-  trainer.total_training_steps="${TOTAL_STEPS:-60}" \
+  trainer.total_training_steps="${TOTAL_STEPS:-80}" \
   trainer.test_freq=10 \
   trainer.experiment_name="hpt-switch-agent-cpu$SUFFIX" \
   trainer.default_local_dir="$CKPT_DIR" \
