@@ -156,11 +156,17 @@ def _assert_same_step(expected: dict, actual: dict, step: int) -> None:
             assert actual[key] == pytest.approx(value, abs=1e-6, rel=1e-6), f"step {step}: {key}"
 
 
-def _assert_same_trajectory(reference: Path, steps: dict[int, dict], run: Path) -> None:
+def _assert_same_trajectory(
+    reference: Path, steps: dict[int, dict], run: Path, unlogged: frozenset[int] = frozenset()
+) -> None:
+    """``unlogged``: a step whose checkpoint was saved but whose metrics line (and rollout dump) the kill cut off."""
     expected = _steps(reference, "a")
-    assert sorted(steps) == list(range(1, STEPS + 1))
+    assert sorted(steps) == [step for step in range(1, STEPS + 1) if step not in unlogged]
     for step in range(1, STEPS + 1):
-        _assert_same_step(expected[step], steps[step], step)
+        if step in unlogged and not (run / "rollouts" / f"{step}.jsonl").exists():
+            continue  # its effect is in the checkpoint the resumed run started from, compared via the final weights
+        if step not in unlogged:
+            _assert_same_step(expected[step], steps[step], step)
         assert _rollouts(run, step) == _rollouts(reference, step), f"step {step}: rollouts or gate decisions differ"
     reference_weights, weights = _weights(reference), _weights(run)
     assert reference_weights.keys() == weights.keys()
@@ -201,8 +207,12 @@ def test_a_run_killed_at_a_random_moment_resumes_to_the_same_trajectory(run_a, w
 
     _finish(_start(warm_tiny_dir, tmp_path, "b2"), tmp_path, "b2")
     assert _resumed_from(tmp_path, "b2") == resumed_from
-    steps = {**_steps(tmp_path, "b1"), **_steps(tmp_path, "b2")}  # steps after the checkpoint: the resumed run's
-    _assert_same_trajectory(run_a, steps, tmp_path)
+    killed = _steps(tmp_path, "b1")
+    steps = {**killed, **_steps(tmp_path, "b2")}  # steps after the checkpoint: the resumed run's
+    # verl saves a step's checkpoint before it dumps its rollouts and logs its metrics: a kill in between (more
+    # likely on a loaded machine) leaves that step checkpointed but unlogged, and the resumed run starts after it
+    unlogged = frozenset() if resumed_from in killed else frozenset({resumed_from})
+    _assert_same_trajectory(run_a, steps, tmp_path, unlogged)
 
 
 def test_a_run_killed_while_writing_a_checkpoint_resumes_from_the_previous_one(run_a, warm_tiny_dir, tmp_path):
