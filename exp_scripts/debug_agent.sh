@@ -11,8 +11,10 @@
 # An active virtualenv is used as it is; otherwise exp_scripts/setup_cpu.sh creates .venv and installs hpt.
 # SEED (default 0: the world, data, model, warm start, data order and sampling; another seed builds its own
 # toy and writes its own outputs, suffixed _seed$SEED), AGENT_DIR (default .hpt_agent), WARM_START_STEPS
-# (default 200: the model calls the tool in ~3 of 4 rollouts and succeeds in ~1 of 10, so both can visibly
-# rise; after 300 steps it already calls it in 97 %), TOTAL_STEPS (default 80).
+# (default 400) and NO_TOOL_SHARE (default 0.3: that share of the warm start's trajectories answer by
+# guessing, without the tool; the warm model then calls the tool in ~3 of 4 rollouts and succeeds in ~1 of
+# 5, so both can visibly rise), TOTAL_STEPS (default 80). FORCE=1 rebuilds the toy's assets (needed when
+# an existing AGENT_DIR was built with other settings).
 # LR (default 1.5e-3) is the actor's learning rate, reached after 5 warm-up steps; each batch is trained for
 # 4 epochs (actor_rollout_ref.actor.ppo_epochs=4): one pass at a lower lr moves the policy too little in a
 # demo's length (docs/agents.md has the measurements).
@@ -35,8 +37,9 @@ fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # Ray workers import hpt.tools.search from this tree
 
 AGENT_DIR="${AGENT_DIR:-$PWD/.hpt_agent$SUFFIX}"
-WARM_START_STEPS="${WARM_START_STEPS:-200}"
-python -m hpt.toy.build_agent --out "$AGENT_DIR" --seed "$SEED" --warm-start-steps "$WARM_START_STEPS"
+WARM_START_STEPS="${WARM_START_STEPS:-400}"
+python -m hpt.toy.build_agent --out "$AGENT_DIR" --seed "$SEED" --warm-start-steps "$WARM_START_STEPS" \
+  --no-tool-share "${NO_TOOL_SHARE:-0.3}" ${FORCE:+--force}
 if [ "$WARM_START_STEPS" = 0 ]; then START_MODEL="$AGENT_DIR/model"; else START_MODEL="$AGENT_DIR/model_warm"; fi
 CKPT_DIR="$PWD/checkpoints/hpt-switch-agent-cpu$SUFFIX"
 trap 'echo "hpt: metrics in $VERL_FILE_LOGGER_PATH; curves: hpt report $(dirname "$VERL_FILE_LOGGER_PATH")"' EXIT

@@ -3,11 +3,14 @@
 A random model never emits a well-formed tool call, so every group of an agent run would fail and
 HPT's switch gate would only ever take its SFT branch. A short plain-torch SFT on the demonstration
 trajectories (loss on assistant tokens only; tool results are context) leaves it calling the tool and
-answering sometimes. The competence report measures it with in-process rollouts that follow verl's
-tool agent loop (``hpt.toy.agent_rollout``) against the real index: greedy success, the share of
-trajectories that call the tool, and at ``n`` samples per prompt the shares of prompts with mixed,
-zero and all successes (what the switch gate sees). Built atomically and skipped when present with the
-same settings, like ``hpt.toy.warm_start``, whose training loop it reuses.
+answering sometimes. A share of the warm start's trajectories (``no_tool_share``) answer with a guess
+instead of searching, as a model that sometimes answers from memory would: the warm model then skips the
+tool on part of its rollouts and fails there, so tool use has room to rise. The competence report
+measures it with in-process rollouts that follow verl's tool agent loop (``hpt.toy.agent_rollout``)
+against the real index: greedy success, the share of trajectories that call the tool, and at ``n``
+samples per prompt the shares of prompts with mixed, zero and all successes (what the switch gate
+sees). Built atomically and skipped when present with the same settings, like ``hpt.toy.warm_start``,
+whose training loop it reuses.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -27,6 +31,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 from transformers.utils import logging as hf_logging
 
 from hpt.rewards.arithmetic import compute_score
+from hpt.toy.facts import DATA_SOURCE, guessed_turns
 from hpt.toy.agent_rollout import RolloutLimits, SearchFn, Trajectory, response_text, rollout
 from hpt.toy.build_tiny import MANIFEST, ensure_asset
 from hpt.toy.trajectory import encode_trajectory, prompt_ids
@@ -64,6 +69,7 @@ class AgentWarmStartReport:
     samples_per_prompt: int
     seconds: float
     skipped: bool = False
+    no_tool_share: float = 0.0  # of the warm start's trajectories, answered by a guess without the tool
 
     def summary(self) -> str:
         """One phrase for the build summary line."""
@@ -80,10 +86,30 @@ def _messages(row: dict[str, Any]) -> list[dict[str, str]]:
     return [dict(message) for message in row["prompt"]]
 
 
-def encode_row(tokenizer: PreTrainedTokenizerBase, row: dict[str, Any]) -> tuple[list[int], list[int]]:
-    """A row's prompt + demonstration trajectory as (ids, labels), assistant tokens labelled."""
-    turns = json.loads(row["extra_info"]["target_turns"])
+def encode_row(
+    tokenizer: PreTrainedTokenizerBase, row: dict[str, Any], turns: list[dict[str, str]] | None = None
+) -> tuple[list[int], list[int]]:
+    """A row's prompt + trajectory (its demonstration unless ``turns``) as (ids, labels), assistant tokens labelled."""
+    if turns is None:
+        turns = json.loads(row["extra_info"]["target_turns"])
     return encode_trajectory(tokenizer, _messages(row), turns, TOOLS)
+
+
+def warm_start_turns(rows: Sequence[dict[str, Any]], no_tool_share: float, seed: int) -> list[list[dict[str, str]]]:
+    """Each row's warm-start trajectory: its demonstration, or with probability ``no_tool_share`` a guess.
+
+    The guess (``hpt.toy.facts.guessed_turns``) answers without searching; drawn from a generator of its
+    own, so the same settings give the same mix.
+    """
+    if not 0.0 <= no_tool_share < 1.0:
+        raise ValueError(f"no_tool_share must be in [0, 1), got {no_tool_share}")
+    rng = random.Random(f"{DATA_SOURCE}:no-tool:{seed}")
+    return [
+        guessed_turns(row["extra_info"]["kind"], rng)
+        if rng.random() < no_tool_share
+        else json.loads(row["extra_info"]["target_turns"])
+        for row in rows
+    ]
 
 
 def _scores(tokenizer, trajectories: Sequence[Trajectory], rows: Sequence[dict[str, Any]]) -> list[float]:
@@ -140,6 +166,7 @@ class AgentWarmStartSettings:
     batch_size: int = 32
     lr: float = 3e-3
     seed: int = 0
+    no_tool_share: float = 0.0  # trajectories replaced by a guess without the tool (warm_start_turns)
     limits: RolloutLimits = RolloutLimits()
     eval_prompts: int = 32  # the report's prompts: the first rows of train and of val (same rows across runs)
 
@@ -153,7 +180,10 @@ def _run(model_dir: Path, data_dir: Path, index_dir: Path, out_dir: Path, settin
     rows = pd.read_parquet(data_dir / "train.parquet").to_dict("records")
     count = settings.eval_prompts
     val_rows = pd.read_parquet(data_dir / "val.parquet").to_dict("records")[:count]
-    examples = [encode_row(tokenizer, row) for row in rows]
+    examples = [
+        encode_row(tokenizer, row, turns)
+        for row, turns in zip(rows, warm_start_turns(rows, settings.no_tool_share, settings.seed), strict=True)
+    ]
     eval_batch = collate(examples[:count], tokenizer.pad_token_id)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)
@@ -173,6 +203,7 @@ def _run(model_dir: Path, data_dir: Path, index_dir: Path, out_dir: Path, settin
         batch_size=settings.batch_size,
         lr=settings.lr,
         seed=settings.seed,
+        no_tool_share=settings.no_tool_share,
         initial_loss=initial_loss,
         final_loss=final_loss,
         eval_prompts=min(count, len(rows)),

@@ -161,6 +161,22 @@ def make_rows(world: FactWorld, n: int, seed: int, split: str, kind_weights: Seq
     return rows
 
 
+def guessed_turns(kind: str, rng: random.Random) -> list[dict[str, str]]:
+    """A trajectory that answers without the tool: the final answer's form, with guessed values.
+
+    What a model that sometimes answers from memory writes; the agent warm start mixes some in so the
+    warm model skips the tool on part of its rollouts (and is then almost always wrong), which leaves
+    the share of trajectories that call the tool room to rise.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    first, second = rng.randint(0, 9), rng.randint(0, 9)
+    if kind == "lookup":
+        return [{"role": "assistant", "content": f"#{first}"}]
+    sign, answer = ("+", first + second) if kind == "sum" else ("-", first - second)
+    return [{"role": "assistant", "content": f"{first}{sign}{second}={answer}#{answer}"}]
+
+
 def target_turns_of(row: dict[str, Any]) -> list[dict[str, str]]:
     """The demonstration trajectory of a row (parsed from its JSON string)."""
     return json.loads(row["extra_info"]["target_turns"])

@@ -11,7 +11,7 @@ import pytest
 
 from hpt.toy import build_agent
 from hpt.toy.agent_rollout import RolloutLimits
-from hpt.toy.agent_warm_start import AgentWarmStartSettings, agent_warm_start
+from hpt.toy.agent_warm_start import AgentWarmStartSettings, agent_warm_start, warm_start_turns
 
 ARGS = ["--entities", "12", "--train-size", "8", "--val-size", "4", "--test-size", "4", "--warm-start-steps", "0"]
 
@@ -67,3 +67,18 @@ def test_rebuild_is_skipped_and_other_settings_are_refused(built: Path, capsys: 
     assert out.count("skipped") == 4 and "max_response_length=256" in out
     with pytest.raises(SystemExit, match="pass --force"):
         build_agent.main(["--out", str(built), *ARGS, "--seed", "1"])
+
+
+def test_warm_start_mix_replaces_about_the_share_with_tool_free_guesses(built: Path) -> None:
+    rows = pd.read_parquet(built / "data" / "train.parquet").to_dict("records") * 50  # 400 rows
+    mixed = warm_start_turns(rows, 0.3, seed=0)
+    guesses = [turns for turns in mixed if len(turns) == 1]
+    assert 0.22 < len(guesses) / len(rows) < 0.38
+    assert all("<tool_call>" not in turns[0]["content"] for turns in guesses)
+    for row, turns in zip(rows, mixed, strict=True):
+        if len(turns) > 1:  # every demonstration calls the tool: the others are kept unchanged
+            assert turns == json.loads(row["extra_info"]["target_turns"])
+    assert warm_start_turns(rows, 0.3, seed=0) == mixed and warm_start_turns(rows, 0.3, seed=1) != mixed
+    assert warm_start_turns(rows, 0.0, seed=0) == [json.loads(r["extra_info"]["target_turns"]) for r in rows]
+    with pytest.raises(ValueError, match="no_tool_share"):
+        warm_start_turns(rows, 1.0, seed=0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import pytest
 
@@ -15,6 +16,7 @@ from hpt.toy.facts import (
     DATA_SOURCE,
     Fact,
     FactQuestion,
+    guessed_turns,
     make_question,
     make_rows,
     make_world,
@@ -96,3 +98,20 @@ def test_reward_reads_the_final_answer_after_tool_text() -> None:
     assert compute_score(DATA_SOURCE, response, "4")["score"] == 1.0
     assert dispatch(DATA_SOURCE, response, "4") == {"score": 1.0, "acc": 1.0, "pred": "4", "reason": ""}
     assert compute_score(DATA_SOURCE, response.removesuffix("#4"), "4")["score"] == 0.0, "no answer, no reward"
+
+
+def test_guessed_turns_answer_in_the_demonstration_form_without_a_tool_call() -> None:
+    rng = random.Random(3)
+    worked = r"(\d)([+-])(\d)=(-?\d+)#(-?\d+)"
+    for kind, pattern in (("lookup", r"#(\d)"), ("sum", worked), ("difference", worked)):
+        for _ in range(20):
+            (turn,) = guessed_turns(kind, rng)
+            assert turn["role"] == "assistant" and "<tool_call>" not in turn["content"]
+            match = re.fullmatch(pattern, turn["content"])
+            assert match, turn
+            if kind != "lookup":
+                a, sign, b, result, answer = match.groups()
+                assert sign == ("+" if kind == "sum" else "-")
+                assert int(result) == int(answer) == (int(a) + int(b) if kind == "sum" else int(a) - int(b))
+    with pytest.raises(ValueError, match="kind must be one of"):
+        guessed_turns("product", rng)
