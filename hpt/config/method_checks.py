@@ -35,6 +35,40 @@ def check_method_settings(config: Any, strategy: str) -> None:
             )
     if strategy in ("chord", "srft"):
         _check_demonstrations(config, strategy)
+    _check_rollout_correction(config, strategy)
+
+
+def _trains_demonstrations(config: Any, strategy: str) -> bool:
+    """Whether demonstration rows can reach the batch: a gate, SFT warm-up, an SFT stream or routed prompts."""
+    trainer = config.trainer
+    stream = config.data.get("sft_stream") or {}
+    selection = trainer.get("rollout_selection") or {}
+    return (
+        strategy != "no"
+        or int(trainer.get("sft_warmup_steps", 0) or 0) > 0
+        or bool(stream.get("train_files"))
+        or bool(selection.get("enable", False))
+    )
+
+
+def _check_rollout_correction(config: Any, strategy: str) -> None:
+    """Refuse verl's rollout correction where demonstration rows are trained.
+
+    Demonstration rows were never sampled by the rollout, so their ``rollout_log_probs`` are zeros:
+    verl's rejection sampling would drop their tokens from ``response_mask``, its importance weights
+    would be computed from them, and ``bypass_mode`` would take their old log-probs from them.
+    """
+    correction = config.algorithm.get("rollout_correction") or {}
+    active = [
+        key for key in ("rollout_is", "rollout_rs") if correction.get(key) is not None
+    ] + (["bypass_mode"] if correction.get("bypass_mode", False) else [])
+    if active and _trains_demonstrations(config, strategy):
+        keys = ", ".join(f"algorithm.rollout_correction.{key}" for key in active)
+        raise ValueError(
+            f"{keys} would act on demonstration rows, which have no rollout log-probs (hpt trains them with "
+            f"trainer.unify_strategy={strategy}, SFT warm-up, an SFT stream or rollout selection); unset "
+            "them, or train GRPO alone (trainer.unify_strategy=no without those)"
+        )
 
 
 def _check_demonstrations(config: Any, strategy: str) -> None:

@@ -92,6 +92,10 @@ def test_bad_hybrid_settings_fail_before_any_compute(override, expected):
         (("actor_rollout_ref.actor.loss_normalization=original",
           "actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-sum-norm"),
          "set actor_rollout_ref.actor.loss_scale_factor"),
+        (("algorithm.rollout_correction.rollout_rs=token_k1",), "rollout_correction.rollout_rs would act on"),
+        (("algorithm.rollout_correction.bypass_mode=true",), "bypass_mode would act on demonstration rows"),
+        (("trainer.unify_strategy=no", "trainer.sft_warmup_steps=2", "algorithm.rollout_correction.rollout_is=token"),
+         "rollout_correction.rollout_is would act on"),
     ],
 )
 def test_settings_that_train_nothing_or_ignore_a_key_fail_with_the_fix(overrides, expected):
@@ -166,3 +170,12 @@ def test_chord_and_srft_without_demonstrations_name_the_missing_data_key(tmp_pat
         overrides.append("actor_rollout_ref.actor.calculate_entropy=true")
     with pytest.raises(ConfigError, match=r"has no extra_info\.target column"):
         run(_config(CPU_OVERLAY, *overrides))
+
+
+def test_rollout_correction_is_left_to_verl_when_no_demonstration_row_is_trained():
+    from hpt.config.method_checks import check_method_settings
+
+    config = _config(CPU_OVERLAY, "trainer.unify_strategy=no", "algorithm.rollout_correction.rollout_is=token")
+    check_method_settings(config, "no")  # GRPO alone: every row was sampled, verl's correction applies as is
+    with pytest.raises(ValueError, match="rollout_is would act on demonstration rows"):
+        check_method_settings(config, "switch")
