@@ -12,8 +12,8 @@
 # SEED (default 0: the world, data, model, warm start, data order and sampling; another seed builds its own
 # toy and writes its own outputs, suffixed _seed$SEED), AGENT_DIR (default .hpt_agent), WARM_START_STEPS
 # (default 400) and NO_TOOL_SHARE (default 0.3: that share of the warm start's trajectories answer by
-# guessing, without the tool; the warm model then calls the tool in ~3 of 4 rollouts and succeeds in ~1 of
-# 5, so both can visibly rise), TOTAL_STEPS (default 80). FORCE=1 rebuilds the toy's assets (needed when
+# guessing, without the tool; the warm model then calls the tool in ~2 of 3 rollouts and succeeds in ~1 of
+# 4, so both can visibly rise), TOTAL_STEPS (default 80). FORCE=1 rebuilds the toy's assets (needed when
 # an existing AGENT_DIR was built with other settings).
 # LR (default 1.5e-3) is the actor's learning rate, reached after 5 warm-up steps; each batch is trained for
 # 4 epochs (actor_rollout_ref.actor.ppo_epochs=4): one pass at a lower lr moves the policy too little in a

@@ -31,9 +31,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 from transformers.utils import logging as hf_logging
 
 from hpt.rewards.arithmetic import compute_score
-from hpt.toy.facts import DATA_SOURCE, guessed_turns
 from hpt.toy.agent_rollout import RolloutLimits, SearchFn, Trajectory, response_text, rollout
 from hpt.toy.build_tiny import MANIFEST, ensure_asset
+from hpt.toy.facts import DATA_SOURCE, guessed_turns, target_turns_of
 from hpt.toy.trajectory import encode_trajectory, prompt_ids
 from hpt.toy.warm_start import THREADS, batch_loss, collate, fingerprint, train_examples
 from hpt.tools.index import load_index
@@ -90,9 +90,7 @@ def encode_row(
     tokenizer: PreTrainedTokenizerBase, row: dict[str, Any], turns: list[dict[str, str]] | None = None
 ) -> tuple[list[int], list[int]]:
     """A row's prompt + trajectory (its demonstration unless ``turns``) as (ids, labels), assistant tokens labelled."""
-    if turns is None:
-        turns = json.loads(row["extra_info"]["target_turns"])
-    return encode_trajectory(tokenizer, _messages(row), turns, TOOLS)
+    return encode_trajectory(tokenizer, _messages(row), target_turns_of(row) if turns is None else turns, TOOLS)
 
 
 def warm_start_turns(rows: Sequence[dict[str, Any]], no_tool_share: float, seed: int) -> list[list[dict[str, str]]]:
@@ -107,7 +105,7 @@ def warm_start_turns(rows: Sequence[dict[str, Any]], no_tool_share: float, seed:
     return [
         guessed_turns(row["extra_info"]["kind"], rng)
         if rng.random() < no_tool_share
-        else json.loads(row["extra_info"]["target_turns"])
+        else target_turns_of(row)
         for row in rows
     ]
 

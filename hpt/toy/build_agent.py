@@ -33,7 +33,7 @@ from hpt.toy.build_tiny import StaleAssetError, _non_negative_int, _positive_int
 
 RECOMMENDED_WARM_START_STEPS = 400
 # Share of the warm start's trajectories that answer by guessing, without the tool: with 400 steps the warm
-# model calls the tool in ~3 of 4 sampled rollouts and succeeds in ~1 of 3 of those (docs/agents.md).
+# model calls the tool in ~2 of 3 sampled rollouts and succeeds in a quarter to a half of those (docs/agents.md).
 RECOMMENDED_NO_TOOL_SHARE = 0.3
 # Hydra overrides that fit these assets: the longest prompt is under 96 tokens and the longest
 # demonstration (two searches and the worked answer) under 256; three assistant turns complete it.
